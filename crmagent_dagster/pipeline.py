@@ -1,0 +1,90 @@
+"""Plain functions for raw -> staging -> engagement -> quartile labels, on a DuckDB connection.
+
+Assets call these; so do tests and the bench, without Dagster in the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+
+from crmagent_dagster.raw_schema import RAW_TABLES
+from crmagent_dagster.segments import EVENT_TYPES, EVENT_WEIGHTS, SEGMENT_KEYS, VOUCHER_TYPES
+from crmagent_dagster.sql import write_checked_model, write_frame, write_model
+
+# Staging order matters: events are checked against the staged deliveries.
+STAGED_TABLES: tuple[str, ...] = tuple(RAW_TABLES)
+VALIDATION_PARAMS = {
+    "segments": list(SEGMENT_KEYS),
+    "event_types": list(EVENT_TYPES),
+    "voucher_types": list(VOUCHER_TYPES),
+}
+WEIGHT_PARAMS = {
+    "w_read": EVENT_WEIGHTS["read"],
+    "w_store": EVENT_WEIGHTS["store_voucher_click"],
+    "w_product": EVENT_WEIGHTS["product_card_click"],
+    "w_button": EVENT_WEIGHTS["crm_button_click"],
+    "w_unsubscribe": EVENT_WEIGHTS["unsubscribe"],
+}
+_MODEL_PARAMS = {
+    "staging.delivery_logs": ("segments",),
+    "staging.plans": ("segments",),
+    "staging.engagement_events": ("event_types",),
+    "staging.vouchers": ("voucher_types",),
+}
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    min_samples: int = 30
+    strong_share: float = 0.25
+    weak_share: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.min_samples < 1:
+            raise ValueError(f"min_samples must be >= 1, got {self.min_samples}")
+        for name in ("strong_share", "weak_share"):
+            if not 0 < getattr(self, name) <= 0.5:
+                raise ValueError(f"{name} must be in (0, 0.5], got {getattr(self, name)}")
+
+
+def with_lineage(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Add `_source` and `_row_id` (0-based row position in that source)."""
+    return frame.with_columns(pl.lit(source).alias("_source")).with_row_index("_row_id").select(
+        [c for c in frame.columns] + ["_source", "_row_id"]
+    ).with_columns(pl.col("_row_id").cast(pl.Int64))
+
+
+def load_raw_table(conn: duckdb.DuckDBPyConnection, table: str, month: str, frame: pl.DataFrame) -> int:
+    """Replace `raw.<table>` for the month. `frame` must already carry `_source` and `_row_id`."""
+    text_cols = [c for c, _, _ in RAW_TABLES[table]]
+    frame = frame.select([pl.col(c).cast(pl.Utf8) for c in text_cols] + ["_source", "_row_id"])
+    return write_frame(conn, f"raw.{table}", frame, {"month": month})
+
+
+def stage_table(conn: duckdb.DuckDBPyConnection, table: str, month: str) -> tuple[int, int]:
+    """Stage one raw table for the month: (rows kept, rows quarantined)."""
+    model = f"staging.{table}"
+    params = {k: VALIDATION_PARAMS[k] for k in _MODEL_PARAMS.get(model, ())}
+    return write_checked_model(conn, model, f"raw.{table}", month, params)
+
+
+def score_logs(conn: duckdb.DuckDBPyConnection, month: str) -> int:
+    return write_model(conn, "core.log_engagement", {"month": month}, WEIGHT_PARAMS)
+
+
+def aggregate_engagement(conn: duckdb.DuckDBPyConnection, month: str) -> int:
+    return write_model(conn, "core.engagement_aggregates", {"month": month})
+
+
+def label_segment(conn: duckdb.DuckDBPyConnection, month: str, segment: str, settings: LabelSettings) -> int:
+    if segment not in SEGMENT_KEYS:
+        raise ValueError(f"unknown segment {segment!r}; expected one of {', '.join(SEGMENT_KEYS)}")
+    return write_model(
+        conn,
+        "core.quartile_labels",
+        {"month": month, "segment": segment},
+        {"min_samples": settings.min_samples, "strong_share": settings.strong_share, "weak_share": settings.weak_share},
+    )

@@ -1,0 +1,183 @@
+"""The SQL runner: models from dbt_like_sql/ written partition by partition into DuckDB.
+
+A model is one SELECT in `dbt_like_sql/<schema>/<table>.sql` that makes `<schema>.<table>`.
+Values reach SQL only as bound parameters ($month, $segment, ...). Table and column
+names come from this package's code, never from input, and are checked against a
+strict pattern before use. Every write replaces exactly one partition
+(delete-then-insert) inside one transaction, so a failure leaves the previous version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
+SCHEMAS = ("raw", "staging", "core")
+QUARANTINE_TABLE = "staging.quarantine"
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+
+class ModelError(RuntimeError):
+    """A model could not be written; the message names the model/table and why."""
+
+
+def _table(name: str) -> str:
+    if not _QUALIFIED.match(name):
+        raise ValueError(f"not a schema-qualified table name: {name!r}")
+    return name
+
+
+def _column(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"not a column name: {name!r}")
+    return name
+
+
+def load_sql(table: str) -> str:
+    """Text of the model that makes `schema.table`."""
+    schema, name = _table(table).split(".")
+    path = SQL_DIR / schema / f"{name}.sql"
+    if not path.exists():
+        raise ModelError(f"no SQL model for {table}: expected {path}")
+    return path.read_text().strip().rstrip(";")
+
+
+def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
+    for schema in SCHEMAS:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _where(partition: Mapping[str, str]) -> str:
+    return " AND ".join(f"{_column(c)} = ${_column(c)}" for c in partition)
+
+
+def _replace_from(conn, table: str, relation: str, partition: Mapping[str, str]) -> int:
+    """Inside an open transaction: make `table`'s partition equal to `relation`'s rows."""
+    _table(table)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {relation} WITH NO DATA")
+    stray = conn.execute(f"SELECT count(*) FROM {relation} WHERE NOT ({_where(partition)})", dict(partition)).fetchone()[0]
+    if stray:
+        raise ModelError(f"{table}: model produced {stray} row(s) outside partition {dict(partition)}")
+    conn.execute(f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
+    try:
+        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {relation}")
+    except duckdb.BinderException as e:
+        raise ModelError(
+            f"{table}: the model's columns no longer match the stored table ({e}). "
+            f"Schema changes are deliberate: migrate or drop {table} before re-running."
+        ) from e
+    produced = conn.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+    stored = conn.execute(f"SELECT count(*) FROM {table} WHERE {_where(partition)}", dict(partition)).fetchone()[0]
+    if stored != produced:  # never commit a partition that lost rows on the way in
+        raise ModelError(f"{table}: wrote {stored} row(s) for {dict(partition)} but the model produced {produced}")
+    return produced
+
+
+def write_model(
+    conn: duckdb.DuckDBPyConnection, table: str, partition: Mapping[str, str], params: Mapping[str, Any] | None = None
+) -> int:
+    """Run the model for `table` and replace that partition with its rows. Returns the row count."""
+    sql = load_sql(table)
+    ensure_schemas(conn)
+    with transaction(conn):
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE __model AS {sql}", {**partition, **(params or {})})
+        n = _replace_from(conn, table, "__model", partition)
+        conn.execute("DROP TABLE __model")
+    return n
+
+
+def write_checked_model(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    raw_table: str,
+    month: str,
+    params: Mapping[str, Any] | None = None,
+) -> tuple[int, int]:
+    """Run a staging model whose rows carry `_rule`/`_detail`; split good rows from quarantined ones.
+
+    Good rows (`_rule IS NULL`) replace the month in `table`; the others replace this source's
+    rows of the month in staging.quarantine, with the raw record as JSON. One transaction.
+    Returns (good rows, quarantined rows).
+    """
+    sql = load_sql(table)
+    _table(raw_table)
+    ensure_schemas(conn)
+    partition = {"month": month}
+    q_partition = {"month": month, "source_table": raw_table}
+    with transaction(conn):
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE __checked AS {sql}", {**partition, **(params or {})})
+        conn.execute("CREATE OR REPLACE TEMP VIEW __good AS SELECT * EXCLUDE (_rule, _detail) FROM __checked WHERE _rule IS NULL")
+        good = _replace_from(conn, table, "__good", partition)
+        conn.execute(
+            f"""CREATE OR REPLACE TEMP TABLE __bad AS
+                SELECT c.month, $source_table AS source_table, c._source, c._row_id, c._rule AS rule,
+                       c._detail AS detail, to_json(r) AS raw_record
+                FROM __checked c JOIN {raw_table} r
+                  ON r.month = c.month AND r._source = c._source AND r._row_id = c._row_id
+                WHERE c._rule IS NOT NULL""",
+            {"source_table": raw_table},
+        )
+        bad = _replace_from(conn, QUARANTINE_TABLE, "__bad", q_partition)
+        for name in ("VIEW __good", "TABLE __bad", "TABLE __checked"):
+            conn.execute(f"DROP {name}")
+    return good, bad
+
+
+def write_frame(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, partition: Mapping[str, str]) -> int:
+    """Replace one partition of `table` with a DataFrame (partition columns are added)."""
+    ensure_schemas(conn)
+    lits = {c: pl.lit(v, dtype=pl.Utf8) for c, v in partition.items()}
+    frame = frame.select([lits[c].alias(c) for c in partition] + [c for c in frame.columns if c not in partition])
+    # Keep a reference to the Arrow table while DuckDB scans it, and scan it exactly once
+    # (into a temp table): a registered object that Python frees mid-statement reads as empty.
+    arrow = frame.to_arrow()
+    conn.register("__frame", arrow)
+    try:
+        with transaction(conn):
+            conn.execute("CREATE OR REPLACE TEMP TABLE __frame_rows AS SELECT * FROM __frame")
+            copied = conn.execute("SELECT count(*) FROM __frame_rows").fetchone()[0]
+            if copied != frame.height:
+                raise ModelError(f"{table}: copied {copied} of {frame.height} row(s) from the frame")
+            n = _replace_from(conn, table, "__frame_rows", partition)
+            conn.execute("DROP TABLE __frame_rows")
+            return n
+    finally:
+        conn.unregister("__frame")
+        del arrow
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = _table(table).split(".")
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
+            {"s": schema, "t": name},
+        ).fetchone()[0]
+    )
+
+
+def preview_markdown(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> str:
+    """A small query result as a markdown table, for asset metadata."""
+    frame = conn.sql(sql, params=dict(params or {})).pl()
+    with pl.Config(tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True,
+                   tbl_hide_dataframe_shape=True, tbl_rows=50, tbl_cols=30, fmt_str_lengths=60):
+        return str(frame)

@@ -1,0 +1,137 @@
+"""Compose one CRM template (title + body) from facts, a language and at most one defect.
+
+Every number in the text comes from the voucher facts, so later stages can check
+rewrites against the same facts. The returned features are what the engagement
+model reads, so a template written later (a rewrite) can be simulated the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date
+
+from crmagent_dagster.segments import SEGMENT_BY_KEY
+from crmagent_dagster.synthetic.copy_bank import BANKS, EMOJI_BY_INTENT, INTENT_OF_SEGMENT, MONTH_ABBR
+
+
+@dataclass(frozen=True)
+class VoucherFacts:
+    voucher_type: str  # percentage_off | fixed_amount_off | free_shipping
+    value: float  # percent for percentage_off, currency amount for fixed_amount_off, 0 for free shipping
+    min_spend: float | None
+    max_discount: float | None
+    currency: str
+    expires_on: date
+
+
+@dataclass(frozen=True)
+class ComposedTemplate:
+    title: str
+    body: str
+    incentive_stated: bool
+    has_cta: bool
+    has_urgency: bool
+    has_emoji: bool
+
+
+def format_amount(amount: float, currency: str) -> str:
+    """Market-style money: RM5, S$3, ₱150, Rp10.000 (Indonesian thousands dots)."""
+    whole = amount == int(amount)
+    if currency == "IDR":
+        return "Rp" + f"{int(round(amount)):,}".replace(",", ".")
+    if currency == "PHP":
+        return "₱" + (f"{int(amount):,}" if whole else f"{amount:,.2f}")
+    prefix = {"MYR": "RM", "SGD": "S$"}.get(currency, currency + " ")
+    return prefix + (f"{int(amount)}" if whole else f"{amount:.2f}")
+
+
+def incentive_phrases(v: VoucherFacts, language: str) -> tuple[str, str]:
+    """(long phrase, short title phrase) stating exactly what the voucher gives."""
+    fmt = BANKS[language]["fmt"]
+    money = lambda x: format_amount(x, v.currency)  # noqa: E731
+    if v.voucher_type == "percentage_off":
+        pct = f"{v.value:g}"
+        if v.max_discount:
+            long = fmt["pct_cap"].format(v=pct, c=money(v.max_discount))
+        elif v.min_spend:
+            long = fmt["pct_min"].format(v=pct, m=money(v.min_spend))
+        else:
+            long = fmt["pct"].format(v=pct)
+        return long, fmt["short_pct"].format(v=pct)
+    if v.voucher_type == "fixed_amount_off":
+        a = money(v.value)
+        long = fmt["fixed_min"].format(a=a, m=money(v.min_spend)) if v.min_spend else fmt["fixed"].format(a=a)
+        return long, fmt["short_fixed"].format(a=a)
+    long = fmt["ship_min"].format(m=money(v.min_spend)) if v.min_spend else fmt["ship"]
+    return long, fmt["short_ship"]
+
+
+def format_expiry(d: date, language: str) -> str:
+    return f"{d.day} {MONTH_ABBR[language][d.month - 1]}"
+
+
+def compose_template(
+    rng: random.Random,
+    *,
+    segment: str,
+    language: str,
+    defect: str,
+    voucher: VoucherFacts | None,
+    product: str | None,
+    emoji: bool,
+    urgency: bool,
+) -> ComposedTemplate:
+    bank = BANKS[language]
+    intent = INTENT_OF_SEGMENT[segment]
+    familiar = SEGMENT_BY_KEY[segment].familiar
+
+    hooks = [h for h in bank["hooks"][intent] if product or "{product}" not in h]
+    title = rng.choice(hooks).format(product=product or "")
+    opener = rng.choice(bank["openers"][intent])
+    product_line = rng.choice(bank["product_line"]).format(product=product) if product else None
+    incentive_line = None
+    short = None
+    if voucher is not None:
+        long, short = incentive_phrases(voucher, language)
+        incentive_line = rng.choice(bank["incentive"][voucher.voucher_type]).format(incentive=long)
+    urgency_line = (
+        rng.choice(bank["urgency"]).format(expiry=format_expiry(voucher.expires_on, language))
+        if voucher is not None and urgency
+        else None
+    )
+    cta = rng.choice(bank["cta_by_intent"].get(intent, bank["cta"]) if rng.random() < 0.6 else bank["cta"])
+
+    # Each defect rewrites exactly the slot it is about.
+    if defect == "weak_call_to_action":
+        cta, urgency_line = rng.choice(bank["weak_close"]), None
+    elif defect == "vague_incentive":
+        incentive_line, urgency_line, short = rng.choice(bank["vague_incentive"]), None, None
+    elif defect == "misaligned_tone":
+        casual = rng.random() < 0.5
+        opener = rng.choice(bank["tone_casual"] if casual else bank["tone_formal"])
+        if casual:
+            opener += " 😱😱😱" if emoji else "!!!"
+    elif defect == "audience_assumption_error":
+        opener = rng.choice(bank["assume_new"] if familiar else bank["assume_known"])
+    elif defect == "irrelevant_offer":
+        incentive_line = rng.choice(bank["offer_first_order"] if familiar else bank["offer_loyalty"])
+        short = None
+
+    if short and rng.random() < 0.35:
+        title = f"{short}: {title}"
+    parts = [p for p in (opener, product_line, incentive_line, urgency_line, cta) if p]
+    body = " ".join(parts)
+    if emoji:
+        mark = rng.choice(EMOJI_BY_INTENT[intent])
+        title = f"{mark} {title}"
+        if rng.random() < 0.5:
+            body = f"{body} {rng.choice(EMOJI_BY_INTENT[intent])}"
+    return ComposedTemplate(
+        title=title,
+        body=body,
+        incentive_stated=voucher is not None and defect not in ("vague_incentive", "irrelevant_offer"),
+        has_cta=defect != "weak_call_to_action",
+        has_urgency=urgency_line is not None,
+        has_emoji=emoji,
+    )

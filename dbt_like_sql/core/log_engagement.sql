@@ -1,0 +1,43 @@
+-- core.log_engagement: the Appendix A engagement score of every staged delivery of the month.
+-- Window: an event counts when sent_at <= event_at <= sent_at + 7 days (the boundary itself counts).
+-- Each behaviour counts at most once per delivery (a second product-card click is the same behaviour),
+-- so a score lies in [-5, 10]: read $w_read, store/voucher click $w_store, product card $w_product,
+-- CRM button $w_button, unsubscribe $w_unsubscribe. Exact duplicate events never reach this model
+-- (staging quarantines them); events after the window are counted in n_late_events only.
+WITH logs AS (
+    SELECT * FROM staging.delivery_logs WHERE month = $month
+),
+flags AS (
+    SELECT
+        e.log_id,
+        bool_or(e.event_type = 'read' AND NOT late) AS did_read,
+        bool_or(e.event_type = 'store_voucher_click' AND NOT late) AS did_store_click,
+        bool_or(e.event_type = 'product_card_click' AND NOT late) AS did_product_click,
+        bool_or(e.event_type = 'crm_button_click' AND NOT late) AS did_button_click,
+        bool_or(e.event_type = 'unsubscribe' AND NOT late) AS did_unsubscribe,
+        count(*) FILTER (WHERE NOT late) AS n_window_events,
+        count(*) FILTER (WHERE late) AS n_late_events
+    FROM (
+        SELECT ev.log_id, ev.event_type, ev.event_at > l.sent_at + INTERVAL 7 DAY AS late
+        FROM staging.engagement_events ev
+        JOIN logs l ON l.log_id = ev.log_id
+        WHERE ev.month = $month
+    ) e
+    GROUP BY e.log_id
+)
+SELECT
+    l.month, l.log_id, l.sent_at, l.segment, l.shop_id, l.plan_id, l.template_id, l.product_id, l.voucher_id,
+    coalesce(f.did_read, false) AS did_read,
+    coalesce(f.did_store_click, false) AS did_store_click,
+    coalesce(f.did_product_click, false) AS did_product_click,
+    coalesce(f.did_button_click, false) AS did_button_click,
+    coalesce(f.did_unsubscribe, false) AS did_unsubscribe,
+    coalesce(f.n_window_events, 0) AS n_window_events,
+    coalesce(f.n_late_events, 0) AS n_late_events,
+    (  $w_read * coalesce(f.did_read, false)::INTEGER
+     + $w_store * coalesce(f.did_store_click, false)::INTEGER
+     + $w_product * coalesce(f.did_product_click, false)::INTEGER
+     + $w_button * coalesce(f.did_button_click, false)::INTEGER
+     + $w_unsubscribe * coalesce(f.did_unsubscribe, false)::INTEGER)::INTEGER AS engagement_score
+FROM logs l
+LEFT JOIN flags f ON f.log_id = l.log_id

@@ -1,0 +1,54 @@
+-- staging.delivery_logs: one typed row per delivered message of the month.
+-- A row goes to quarantine (with _rule/_detail) when it breaks the first of:
+--   null_key, unknown_segment, malformed_timestamp, outside_partition_month, duplicate_log_id.
+-- Of several rows sharing a log_id, the first valid one (lowest _row_id) is kept.
+WITH src AS (
+    SELECT
+        month, _source, _row_id,
+        NULLIF(TRIM(log_id), '') AS log_id,
+        sent_at AS sent_at_text,
+        TRY_STRPTIME(TRIM(sent_at), '%Y-%m-%d %H:%M:%S') AS sent_at,
+        NULLIF(TRIM(shop_id), '') AS shop_id,
+        NULLIF(TRIM(plan_id), '') AS plan_id,
+        NULLIF(TRIM(template_id), '') AS template_id,
+        NULLIF(TRIM(product_id), '') AS product_id,
+        NULLIF(TRIM(voucher_id), '') AS voucher_id,
+        NULLIF(TRIM(user_id), '') AS user_id,
+        NULLIF(TRIM(segment), '') AS segment
+    FROM raw.delivery_logs
+    WHERE month = $month
+),
+pre AS (
+    SELECT *,
+        CASE
+            WHEN log_id IS NULL OR shop_id IS NULL OR plan_id IS NULL OR template_id IS NULL
+                 OR user_id IS NULL OR segment IS NULL THEN 'null_key'
+            WHEN NOT list_contains($segments, segment) THEN 'unknown_segment'
+            WHEN sent_at IS NULL THEN 'malformed_timestamp'
+            WHEN strftime(sent_at, '%Y-%m') <> $month THEN 'outside_partition_month'
+        END AS _pre_rule
+    FROM src
+),
+ranked AS (
+    SELECT *,
+        ROW_NUMBER() OVER (PARTITION BY log_id ORDER BY _pre_rule IS NULL DESC, _row_id) AS _copy
+    FROM pre
+)
+SELECT
+    month, log_id, sent_at, shop_id, plan_id, template_id, product_id, voucher_id, user_id, segment,
+    _source, _row_id,
+    CASE
+        WHEN _pre_rule IS NOT NULL THEN _pre_rule
+        WHEN _copy > 1 THEN 'duplicate_log_id'
+    END AS _rule,
+    CASE
+        WHEN _pre_rule = 'null_key' THEN 'empty: ' || concat_ws(', ',
+            CASE WHEN log_id IS NULL THEN 'log_id' END, CASE WHEN shop_id IS NULL THEN 'shop_id' END,
+            CASE WHEN plan_id IS NULL THEN 'plan_id' END, CASE WHEN template_id IS NULL THEN 'template_id' END,
+            CASE WHEN user_id IS NULL THEN 'user_id' END, CASE WHEN segment IS NULL THEN 'segment' END)
+        WHEN _pre_rule = 'unknown_segment' THEN 'segment=' || segment
+        WHEN _pre_rule = 'malformed_timestamp' THEN 'sent_at=' || coalesce(sent_at_text, 'NULL')
+        WHEN _pre_rule = 'outside_partition_month' THEN 'sent_at=' || sent_at_text || ' is not in ' || $month
+        WHEN _copy > 1 THEN 'log_id=' || log_id || ' already seen (copy ' || _copy || ')'
+    END AS _detail
+FROM ranked
