@@ -179,5 +179,6 @@ def preview_markdown(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[
     """A small query result as a markdown table, for asset metadata."""
     frame = conn.sql(sql, params=dict(params or {})).pl()
     with pl.Config(tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True,
-                   tbl_hide_dataframe_shape=True, tbl_rows=50, tbl_cols=30, fmt_str_lengths=60):
+                   tbl_hide_dataframe_shape=True, tbl_rows=50, tbl_cols=30, fmt_str_lengths=80,
+                   tbl_width_chars=30_000):
         return str(frame)

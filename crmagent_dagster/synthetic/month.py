@@ -49,9 +49,11 @@ class MessRates:
     unknown_segment_log: float = 0.0002
     bad_sent_at: float = 0.0002
     duplicate_log: float = 0.0003
+    bad_product_price: float = 0.005
+    bad_voucher_value: float = 0.005
 
 
-NO_MESS = MessRates(*(0.0 for _ in range(10)))
+NO_MESS = MessRates(*(0.0 for _ in range(12)))
 
 
 @dataclass
@@ -95,6 +97,7 @@ def generate_month(month: str, n_logs: int, seed: int = 7, mess: MessRates = Mes
     plans, templates, products, vouchers, truth = _plans_and_templates(rng, prng, shops, n_plans, yymm, start, end)
     logs, events = _logs_and_events(rng, plans, truth, shops, n_logs, yymm, start, end, mess)
 
+    products, vouchers = _mess_catalog(rng, products, vouchers, mess)
     tables = {
         "shops": shops,
         "plans": plans.drop("plan_index"),
@@ -291,6 +294,16 @@ def _mess_events(rng, events: pl.DataFrame, mess: MessRates, yymm: str) -> pl.Da
         pl.concat_str(pl.lit(f"l{yymm}_ghost_"), pl.col("log_id")).alias("log_id")
     )
     return pl.concat([events, dups, orphans]).sample(fraction=1.0, shuffle=True, seed=int(rng.integers(2**31)))
+
+
+def _mess_catalog(rng, products: pl.DataFrame, vouchers: pl.DataFrame, mess: MessRates):
+    """A few unparseable prices and impossible voucher values (a negative discount)."""
+    bad_price = pl.Series(np.arange(products.height)).is_in(_pick(rng, products.height, mess.bad_product_price))
+    bad_value = pl.Series(np.arange(vouchers.height)).is_in(_pick(rng, vouchers.height, mess.bad_voucher_value))
+    products = products.with_columns(pl.when(bad_price).then(pl.lit("n/a")).otherwise(pl.col("price")).alias("price"))
+    vouchers = vouchers.with_columns(
+        pl.when(bad_value).then(pl.lit("-5")).otherwise(pl.col("discount_value")).alias("discount_value"))
+    return products, vouchers
 
 
 def _as_raw_text(df: pl.DataFrame, table: str) -> pl.DataFrame:

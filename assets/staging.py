@@ -1,0 +1,91 @@
+"""Stage 2, staging: typed, validated tables; every rejected row lands in staging.quarantine with its rule."""
+
+import dagster as dg
+
+from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
+from crmagent_dagster.pipeline import STAGED_TABLES, stage_table
+from crmagent_dagster.resources import CRMWarehouse
+from crmagent_dagster.sql import preview_markdown
+
+QUARANTINE_KEY = dg.AssetKey(["staging", "quarantine"])
+# Key that must be unique after staging (engagement events have none: repeats are legitimate).
+UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
+    "shops": ("shop_id",),
+    "plans": ("plan_id",),
+    "templates": ("template_id",),
+    "products": ("product_id",),
+    "vouchers": ("voucher_id",),
+    "delivery_logs": ("log_id",),
+    "engagement_events": ("log_id", "event_type", "event_at"),
+}
+# Above this share of a table's rows in quarantine, the check warns: the source has changed.
+MAX_QUARANTINE_SHARE = 0.02
+
+STAGING_SPECS = [
+    dg.AssetSpec(["staging", t], deps=[dg.AssetKey(["raw", t])], group_name="staging", kinds={"duckdb"},
+                 description=f"staging.{t}: typed, validated rows of raw.{t}; one row per {' + '.join(UNIQUE_KEYS[t])}.",
+                 metadata={"dagster/table_name": f"staging.{t}"})
+    for t in STAGED_TABLES
+] + [
+    dg.AssetSpec(QUARANTINE_KEY, deps=[dg.AssetKey(["raw", t]) for t in STAGED_TABLES], group_name="staging",
+                 kinds={"duckdb"}, metadata={"dagster/table_name": "staging.quarantine"},
+                 description="staging.quarantine: every raw row staging rejected, with the rule it broke, "
+                             "a detail naming the field and value, and the raw record as JSON."),
+]
+STAGING_CHECKS = [
+    spec
+    for t in STAGED_TABLES
+    for spec in (
+        dg.AssetCheckSpec("rows_conserved", asset=["staging", t],
+                          description=f"Every row of raw.{t} is either staged or quarantined: nothing lost."),
+        dg.AssetCheckSpec("unique_key", asset=["staging", t],
+                          description=f"{', '.join(UNIQUE_KEYS[t])} is unique in the month."),
+        dg.AssetCheckSpec("quarantine_share", asset=["staging", t],
+                          description=f"At most {MAX_QUARANTINE_SHARE:.0%} of raw.{t} is quarantined."),
+    )
+]
+
+
+def _scalar(conn, sql: str, params: dict) -> int:
+    return conn.execute(sql, params).fetchone()[0]
+
+
+@dg.multi_asset(specs=STAGING_SPECS, check_specs=STAGING_CHECKS, partitions_def=monthly_partitions, pool=DUCKDB_POOL)
+def staged_month(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
+    """Type and validate the month's raw tables, quarantining bad rows with a reason."""
+    month = context.partition_key
+    p = {"month": month}
+    quarantined: dict[str, int] = {}
+    with duckdb.get_connection() as conn:
+        for table in STAGED_TABLES:
+            kept, bad = stage_table(conn, table, month)
+            quarantined[table] = bad
+            raw_rows = _scalar(conn, f"SELECT count(*) FROM raw.{table} WHERE month = $month", p)
+            keys = ", ".join(UNIQUE_KEYS[table])
+            dup_keys = _scalar(conn, f"SELECT count(*) FROM (SELECT {keys} FROM staging.{table} WHERE month = $month "
+                                     f"GROUP BY {keys} HAVING count(*) > 1)", p)
+            share = bad / raw_rows if raw_rows else 0.0
+            yield dg.MaterializeResult(
+                asset_key=["staging", table],
+                metadata={"dagster/row_count": kept, "quarantined_rows": bad, "raw_rows": raw_rows,
+                          "quarantine_share": share},
+                check_results=[
+                    dg.AssetCheckResult(asset_key=["staging", table], check_name="rows_conserved", passed=raw_rows == kept + bad,
+                                        metadata={"raw": raw_rows, "staged": kept, "quarantined": bad}),
+                    dg.AssetCheckResult(asset_key=["staging", table], check_name="unique_key", passed=dup_keys == 0,
+                                        metadata={"duplicated_keys": dup_keys}),
+                    dg.AssetCheckResult(asset_key=["staging", table], check_name="quarantine_share", passed=share <= MAX_QUARANTINE_SHARE,
+                                        severity=dg.AssetCheckSeverity.WARN, metadata={"share": share}),
+                ],
+            )
+        by_rule = preview_markdown(
+            conn,
+            "SELECT source_table, rule, count(*) AS rows, any_value(detail) AS example FROM staging.quarantine "
+            "WHERE month = $month GROUP BY ALL ORDER BY source_table, rows DESC",
+            p,
+        )
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE_KEY,
+        metadata={"dagster/row_count": sum(quarantined.values()), "by_table": quarantined,
+                  "by_rule": dg.MetadataValue.md(by_rule)},
+    )

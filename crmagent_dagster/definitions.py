@@ -1,0 +1,30 @@
+"""The one Definitions of the project. Importing it reads environment variables but connects to nothing."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from assets import engagement, raw, segments, staging
+from crmagent_dagster.resources import CRMWarehouse, LogSource, duckdb_path, landing_dir
+from crmagent_dagster.schedules import monthly_logs_job, monthly_refresh_schedule, segment_fanout_sensor, segment_job
+
+
+def build_definitions(database: str | None = None, landing: str | None = None, synthetic_logs: int | None = None) -> dg.Definitions:
+    """Definitions with explicit resource settings (tests and the CLI use this; Dagster loads `defs`)."""
+    logs = synthetic_logs if synthetic_logs is not None else int(os.environ.get("CRMAGENT_SYNTHETIC_LOGS", "1000000"))
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([raw, staging, engagement, segments]),
+        jobs=[monthly_logs_job, segment_job],
+        schedules=[monthly_refresh_schedule],
+        sensors=[segment_fanout_sensor],
+        resources={
+            "duckdb": CRMWarehouse(database=database or duckdb_path()),
+            "log_source": LogSource(landing_dir=landing or landing_dir(), synthetic_logs=logs,
+                                    seed=int(os.environ.get("CRMAGENT_SEED", "7"))),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,23 @@
+"""Partitions: one per month for raw/staging/engagement, month x segment for per-segment assets."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from crmagent_dagster.segments import SEGMENT_KEYS
+
+# Keys look like "2025-04", the same string as the `month` column of every table.
+# The newest partition is the last *complete* month, which is what the schedule refreshes.
+monthly_partitions = dg.MonthlyPartitionsDefinition(start_date="2025-01", fmt="%Y-%m")
+segment_partitions = dg.StaticPartitionsDefinition(list(SEGMENT_KEYS))
+month_segment_partitions = dg.MultiPartitionsDefinition({"month": monthly_partitions, "segment": segment_partitions})
+
+# Every asset that writes DuckDB takes a slot of this pool: DuckDB allows one writing process,
+# so concurrent runs queue on the pool instead of failing on the file lock.
+DUCKDB_POOL = "duckdb_writer"
+
+
+def month_and_segment(context: dg.AssetExecutionContext) -> tuple[str, str]:
+    key = context.partition_key
+    assert isinstance(key, dg.MultiPartitionKey), f"expected a month|segment partition, got {key!r}"
+    return key.keys_by_dimension["month"], key.keys_by_dimension["segment"]

@@ -1,0 +1,62 @@
+"""Jobs, the monthly refresh schedule, and the sensor that fans a refreshed month out to every segment.
+
+Dagster runs one partitions definition per job, so the refresh is two steps: the schedule
+runs the monthly job for the previous month; when that run succeeds, the sensor requests one
+run of the segment job per audience segment for the same month.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from crmagent_dagster.partitions import monthly_partitions, month_segment_partitions
+from crmagent_dagster.segments import SEGMENT_KEYS
+
+MONTHLY_GROUPS = ("raw", "staging", "engagement")
+SEGMENT_GROUPS = ("segments",)
+
+monthly_logs_job = dg.define_asset_job(
+    "monthly_logs_job",
+    selection=dg.AssetSelection.groups(*MONTHLY_GROUPS),
+    partitions_def=monthly_partitions,
+    description="Raw -> staging -> engagement aggregates for one month.",
+)
+segment_job = dg.define_asset_job(
+    "segment_job",
+    selection=dg.AssetSelection.groups(*SEGMENT_GROUPS),
+    partitions_def=month_segment_partitions,
+    description="Per-segment assets (quartile labels and later stages) for one month x segment.",
+)
+
+# Partitioned-job schedule: each tick runs the newest complete month, i.e. on 1 May it runs 2025-04.
+monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
+    monthly_logs_job, name="monthly_refresh_schedule", day_of_month=1, hour_of_day=3,
+    description="On the 1st at 03:00 UTC, refresh the previous month; the fan-out sensor does the segments.",
+)
+
+
+def segment_run_requests(month: str, parent_run_id: str) -> list[dg.RunRequest]:
+    """One segment-job run per audience segment for `month`; run keys make re-evaluation idempotent."""
+    return [
+        dg.RunRequest(
+            run_key=f"{parent_run_id}:{segment}",
+            partition_key=dg.MultiPartitionKey({"month": month, "segment": segment}),
+            tags={"crmagent/parent_run": parent_run_id},
+        )
+        for segment in SEGMENT_KEYS
+    ]
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[monthly_logs_job],
+    request_job=segment_job,
+    name="segment_fanout_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When a month's logs job succeeds, label (and later rewrite) every segment of that month.",
+)
+def segment_fanout_sensor(context: dg.RunStatusSensorContext):
+    month = context.dagster_run.tags.get("dagster/partition")
+    if not month:
+        return dg.SkipReason(f"run {context.dagster_run.run_id} has no partition tag")
+    return segment_run_requests(month, context.dagster_run.run_id)
