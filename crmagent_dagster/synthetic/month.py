@@ -127,7 +127,8 @@ def _plans_and_templates(rng, prng, shops, n_plans, yymm, start, end):
     l1_pick = rng.choice(len(l1_names), size=n_plans, p=l1_w / l1_w.sum())
 
     plan_rows, tpl_rows, prod_rows, vch_rows, truth_rows = [], [], [], [], []
-    reuse_pool: dict[tuple[str, str], str] = {}  # (shop, segment) -> a template to reuse
+    # (shop, segment) -> (template_id, voucher_id) of an earlier plan whose copy may be reused.
+    reuse_pool: dict[tuple[str, str], tuple[str, str | None]] = {}
     for i in range(n_plans):
         shop, seg, market = shop_ids[i], segment[i], markets[i]
         currency, _, langs = MARKETS[market]
@@ -141,27 +142,29 @@ def _plans_and_templates(rng, prng, shops, n_plans, yymm, start, end):
             product_id = f"pr{yymm}_{i:06d}"
             base_price = prng.choice(CURRENCY_AMOUNTS[currency][1]) * prng.choice((0.3, 0.5, 0.8, 1.2))
             prod_rows.append((product_id, shop, product_name, l1, l2, l3, f"{base_price:.2f}"))
-        facts = voucher_id = None
-        if has_voucher[i]:
-            facts, code = _voucher(prng, rng, currency, start, end)
-            voucher_id = f"v{yymm}_{i:06d}"
-            vch_rows.append((
-                voucher_id, shop, facts.voucher_type, f"{facts.value:g}",
-                None if facts.min_spend is None else f"{facts.min_spend:g}",
-                None if facts.max_discount is None else f"{facts.max_discount:g}",
-                currency, code, f"{facts.expires_on.isoformat()} 23:59:59",
-            ))
         key = (shop, seg)
-        if key in reuse_pool and prng.random() < 0.12 and product_id is not None:
-            template_id = reuse_pool[key]  # same copy, another product: a separate aggregate group
+        if key in reuse_pool and product_id is not None and prng.random() < 0.12:
+            # Same copy and same (shop-wide) voucher for another product: a separate aggregate group
+            # whose text still states only its own voucher's facts.
+            template_id, voucher_id = reuse_pool[key]
         else:
+            facts = voucher_id = None
+            if has_voucher[i]:
+                facts, code = _voucher(prng, rng, currency, start, end)
+                voucher_id = f"v{yymm}_{i:06d}"
+                vch_rows.append((
+                    voucher_id, shop, facts.voucher_type, f"{facts.value:g}",
+                    None if facts.min_spend is None else f"{facts.min_spend:g}",
+                    None if facts.max_discount is None else f"{facts.max_discount:g}",
+                    currency, code, f"{facts.expires_on.isoformat()} 23:59:59",
+                ))
             language = prng.choices(list(langs), weights=list(langs.values()))[0]
             t = compose_template(
                 prng, segment=seg, language=language, defect=defect[i], voucher=facts,
                 product=product_name, emoji=bool(emoji[i]), urgency=bool(urgency[i]),
             )
             template_id = f"t{yymm}_{i:06d}"
-            reuse_pool[key] = template_id
+            reuse_pool[key] = (template_id, voucher_id)
             tpl_rows.append((template_id, shop, language, t.title, t.body))
             truth_rows.append((template_id, defect[i], t.incentive_stated, t.has_cta, t.has_urgency, t.has_emoji))
         channel = prng.choices(("push", "im", "email"), weights=(0.7, 0.2, 0.1))[0]

@@ -1,0 +1,44 @@
+# The README's two commands: `make demo` and `make test`. Each installs what it needs into .venv.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Models ship inside PyPI packages; nothing may reach a model hub at run time.
+export HF_HUB_OFFLINE := 1
+export CRMAGENT_DUCKDB_PATH ?= $(CURDIR)/data/crmagent.duckdb
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+DEMO_MONTH ?= 2025-04
+DEMO_LOGS ?= 1000000
+
+.PHONY: demo test dev bench install lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# constraints.txt pins every transitive version tested here, so a fresh machine gets the same set.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/crmagent refresh --month $(DEMO_MONTH) --logs $(DEMO_LOGS)
+
+test: install
+	$(BIN)/python -m pytest
+
+dev: install
+	$(BIN)/python -c "from crmagent_dagster.cli import ensure_dagster_home; ensure_dagster_home()"
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+bench: install
+	$(BIN)/python bench/bench_pipeline.py --logs 3000000
+
+# Re-pin after changing dependencies in pyproject.toml (then commit constraints.txt).
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
+
+clean:
+	rm -rf $(VENV) data
