@@ -36,10 +36,14 @@ CASES: dict[str, tuple[list[dict], dict[str, str], str]] = {
                   {**GOOD_VOUCHER, "voucher_id": "v_pct", "voucher_type": "percentage_off", "discount_value": "150"},
                   {**GOOD_VOUCHER, "voucher_id": "v_neg", "discount_value": "-5"},
                   {**GOOD_VOUCHER, "voucher_id": "v_nan", "min_spend": "thirty"},
+                  {**GOOD_VOUCHER, "voucher_id": "v_min", "min_spend": "-10"},
+                  {**GOOD_VOUCHER, "voucher_id": "v_cap", "voucher_type": "percentage_off", "discount_value": "10",
+                   "max_discount": "0"},
                   {**GOOD_VOUCHER, "voucher_id": "v_exp", "expires_at": "31/04/2025"},
                   {**GOOD_VOUCHER, "voucher_id": "v_ship", "voucher_type": "free_shipping", "discount_value": None}],
                  {"v_type": "unknown_voucher_type", "v_pct": "impossible_value", "v_neg": "impossible_value",
-                  "v_nan": "invalid_number", "v_exp": "malformed_timestamp"}, "voucher_id"),
+                  "v_nan": "invalid_number", "v_exp": "malformed_timestamp", "v_min": "impossible_value",
+                  "v_cap": "impossible_value"}, "voucher_id"),
 }
 
 
