@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
+from crmagent_dagster.pipeline import with_lineage
 from crmagent_dagster.raw_schema import RAW_TABLES
 
 
@@ -53,12 +54,7 @@ def read_file(path: Path, table: str) -> pl.DataFrame:
             f"{path}: missing column(s) {', '.join(missing)} required by raw.{table} "
             f"(found: {', '.join(frame.columns) or 'none'})"
         )
-    return (
-        frame.select([pl.col(c).cast(pl.Utf8) for c in required])
-        .with_row_index("_row_id")
-        .with_columns(pl.lit(str(path)).alias("_source"), pl.col("_row_id").cast(pl.Int64))
-        .select(required + ["_source", "_row_id"])
-    )
+    return with_lineage(frame.select([pl.col(c).cast(pl.Utf8) for c in required]), str(path))
 
 
 def read_landing_month(landing_dir: str | Path, month: str) -> dict[str, pl.DataFrame]:

@@ -52,9 +52,9 @@ class LabelSettings:
 
 def with_lineage(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     """Add `_source` and `_row_id` (0-based row position in that source)."""
-    return frame.with_columns(pl.lit(source).alias("_source")).with_row_index("_row_id").select(
-        [c for c in frame.columns] + ["_source", "_row_id"]
-    ).with_columns(pl.col("_row_id").cast(pl.Int64))
+    return frame.with_row_index("_row_id").select(
+        *frame.columns, pl.lit(source).alias("_source"), pl.col("_row_id").cast(pl.Int64)
+    )
 
 
 def load_raw_table(conn: duckdb.DuckDBPyConnection, table: str, month: str, frame: pl.DataFrame) -> int:

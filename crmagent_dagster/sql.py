@@ -147,22 +147,16 @@ def write_frame(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
     ensure_schemas(conn)
     lits = {c: pl.lit(v, dtype=pl.Utf8) for c, v in partition.items()}
     frame = frame.select([lits[c].alias(c) for c in partition] + [c for c in frame.columns if c not in partition])
-    # Keep a reference to the Arrow table while DuckDB scans it, and scan it exactly once
-    # (into a temp table): a registered object that Python frees mid-statement reads as empty.
-    arrow = frame.to_arrow()
+    arrow = frame.to_arrow()  # held by name while DuckDB scans it
     conn.register("__frame", arrow)
     try:
         with transaction(conn):
-            conn.execute("CREATE OR REPLACE TEMP TABLE __frame_rows AS SELECT * FROM __frame")
-            copied = conn.execute("SELECT count(*) FROM __frame_rows").fetchone()[0]
-            if copied != frame.height:
-                raise ModelError(f"{table}: copied {copied} of {frame.height} row(s) from the frame")
-            n = _replace_from(conn, table, "__frame_rows", partition)
-            conn.execute("DROP TABLE __frame_rows")
-            return n
+            n = _replace_from(conn, table, "__frame", partition)
     finally:
         conn.unregister("__frame")
-        del arrow
+    if n != frame.height:
+        raise ModelError(f"{table}: stored {n} of {frame.height} row(s) from the frame")
+    return n
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
