@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from assets import engagement, raw, segments, staging
+from crmagent_dagster.llm import llm_resource_from_env
 from crmagent_dagster.resources import CRMWarehouse, LogSource, duckdb_path, landing_dir
 from crmagent_dagster.schedules import monthly_logs_job, monthly_refresh_schedule, segment_fanout_sensor, segment_job
 
@@ -21,6 +22,7 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
         sensors=[segment_fanout_sensor],
         resources={
             "duckdb": CRMWarehouse(database=database or duckdb_path()),
+            "llm": llm_resource_from_env(),
             "log_source": LogSource(landing_dir=landing or landing_dir(), synthetic_logs=logs,
                                     seed=int(os.environ.get("CRMAGENT_SEED", "7"))),
         },

@@ -1,0 +1,73 @@
+"""Pydantic models of every agent's reply (Figs. 2-6 and the Appendix D audit sheet).
+
+The LLM layer asks endpoints for these as JSON schema, validates replies against them, and
+feeds validation errors back on a retry. Field descriptions double as instructions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Score = Literal[1, 3, 5]
+ERROR_TYPES = ("audience_assumption_error", "weak_call_to_action", "vague_incentive", "misaligned_tone",
+               "irrelevant_offer")
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContentDiagnosis(_Reply):
+    """ContentAgent, Fig. 2: why high-performing templates beat low-performing ones in a segment."""
+
+    analysis: str = Field(description="Concise comparative analysis of tone, structure, targeting and incentive design.")
+    success_patterns: list[str] = Field(description="Actionable patterns shared by the high performers.")
+    failure_patterns: list[str] = Field(description="Actionable patterns shared by the low performers.")
+
+
+class ProblemAnalysis(_Reply):
+    """ContentAgent, Fig. 3's 'Poor Performance Reason' for one weak template."""
+
+    reason: str = Field(description="Why this template performed poorly, in one or two sentences.")
+
+
+class Rewrite(_Reply):
+    """TemplateAgent, Figs. 3-4: the rewritten push notification."""
+
+    title: str = Field(description="Push title.")
+    body: str = Field(description="Push body.")
+
+
+class Scores(_Reply):
+    """EvaluateAgent scoring mode, Fig. 5: audience match and marketing effectiveness for A and B."""
+
+    audience_match_score_a: Score
+    audience_match_reason_a: str
+    marketing_score_a: Score
+    marketing_reason_a: str
+    audience_match_score_b: Score
+    audience_match_reason_b: str
+    marketing_score_b: Score
+    marketing_reason_b: str
+
+
+class Preference(_Reply):
+    """EvaluateAgent comparison mode, Fig. 6: the more persuasive, better-suited message."""
+
+    preferred: Literal["A", "B"]
+    reason: str
+
+
+class Audit(_Reply):
+    """Appendix D: exactly one error type (or none, for a rewrite) with short feedback."""
+
+    error_type: Literal["audience_assumption_error", "weak_call_to_action", "vague_incentive", "misaligned_tone",
+                        "irrelevant_offer", "none"]
+    feedback: str
+
+
+REPLY_MODELS: dict[str, type[BaseModel]] = {
+    m.__name__: m for m in (ContentDiagnosis, ProblemAnalysis, Rewrite, Scores, Preference, Audit)
+}
