@@ -34,6 +34,7 @@ dev: install
 
 bench: install
 	$(BIN)/python bench/bench_pipeline.py --logs 3000000
+	$(BIN)/python bench/bench_llm.py
 
 # Re-pin after changing dependencies in pyproject.toml (then commit constraints.txt).
 lock: | $(BIN)/python
