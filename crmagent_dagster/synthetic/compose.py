@@ -113,9 +113,14 @@ def compose_template(
         if casual:
             opener += " 😱😱😱" if emoji else "!!!"
     elif defect == "audience_assumption_error":
-        opener = rng.choice(bank["assume_new"] if familiar else bank["assume_known"])
+        # Strangers get "we missed you"; mid-purchase audiences get thanked for a purchase they
+        # have not made; other known customers get treated as strangers.
+        key = "assume_known" if not familiar else "assume_purchased" if intent in ("cart", "unpaid") else "assume_new"
+        opener = rng.choice(bank[key])
     elif defect == "irrelevant_offer":
-        incentive_line = rng.choice(bank["offer_first_order"] if familiar else bank["offer_loyalty"])
+        # A first-order deal to people who have ordered; a regulars' perk to anyone who is not a regular.
+        first_order = familiar and intent not in ("cart", "unpaid")
+        incentive_line = rng.choice(bank["offer_first_order"] if first_order else bank["offer_loyalty"])
         short = None
 
     if short and rng.random() < 0.35:

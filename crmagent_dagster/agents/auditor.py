@@ -1,0 +1,63 @@
+"""The rule-based auditor: exactly one Appendix D error type per message (a rewrite may get none).
+
+Rules are checked from the most to the least harmful, and the first that fires is the label,
+with feedback that says what was found:
+  audience_assumption_error > irrelevant_offer > misaligned_tone > vague_incentive > weak_call_to_action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crmagent_dagster.agents.text_features import (
+    HAVE_BOUGHT,
+    PURCHASE_PENDING,
+    UNFAMILIAR,
+    TextFeatures,
+    features,
+)
+from crmagent_dagster.segments import SEGMENT_BY_KEY
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    error_type: str  # one of the five, or "none"
+    feedback: str
+
+
+def audit(segment: str, title: str, body: str, language: str | None, has_voucher: bool) -> AuditResult:
+    return audit_features(segment, features(title, body, language), has_voucher)
+
+
+def audit_features(segment: str, f: TextFeatures, has_voucher: bool) -> AuditResult:
+    label = SEGMENT_BY_KEY[segment].label
+    if segment in UNFAMILIAR and f.prior_relationship:
+        return AuditResult("audience_assumption_error",
+                           f"Implies a past relationship ('missed you', 'welcome back') that {label} do not have; "
+                           "welcome them and lead with the value instead.")
+    if segment not in UNFAMILIAR and f.treats_as_new:
+        return AuditResult("audience_assumption_error",
+                           f"Treats {label} as strangers although they already know the shop; acknowledge them.")
+    if segment in PURCHASE_PENDING and f.purchase_done:
+        return AuditResult("audience_assumption_error",
+                           f"Thanks {label} for a purchase they have not completed; remind them what is waiting.")
+    if segment in HAVE_BOUGHT and f.first_order:
+        return AuditResult("irrelevant_offer",
+                           f"Offers a first-order deal to {label}, who have ordered before; frame it for their next order.")
+    if (segment in UNFAMILIAR or segment in PURCHASE_PENDING) and f.loyalty:
+        return AuditResult("irrelevant_offer",
+                           f"Offers a loyalty perk to {label}, who are not regulars; offer what gets them to buy now.")
+    if f.casual or f.formal or f.shouting:
+        style = "overly casual" if (f.casual or f.shouting) else "stiff and formal"
+        return AuditResult("misaligned_tone",
+                           f"The tone is {style} for {label}; write friendly, direct copy that matches their familiarity.")
+    if (f.mentions_promo or has_voucher) and not f.concrete_value:
+        what = "mentions a promotion" if f.mentions_promo else "has a voucher"
+        return AuditResult("vague_incentive",
+                           f"The message {what} but never says what it is; state the discount, minimum spend or "
+                           "free shipping exactly.")
+    if not f.has_cta or f.weak_close:
+        return AuditResult("weak_call_to_action",
+                           "No clear, urgent prompt to act; end with an imperative such as 'Shop now' tied to the "
+                           "benefit and, if there is one, the real deadline.")
+    return AuditResult("none", "No Appendix D error found.")
