@@ -75,6 +75,7 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
 
 # A concrete value: a percentage, a currency amount, or free shipping (checked separately).
 _VALUE = re.compile(r"(\d+(?:[.,]\d+)?\s?%|(?:rm|rp|s\$|₱|\$|php|myr|idr|sgd)\s?\d|\d+\s?(?:ringgit|rupiah|peso))", re.I)
+_ISO_AMOUNT = re.compile(r"\b[A-Z]{3}\s?\d")  # any ISO 4217 code before a number, e.g. "XYZ 5"
 _EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B50\u23F0-\u23FA]")
 _PATTERNS: dict[str, dict[str, re.Pattern]] = {
     lang: {name: re.compile(r"(?<![\w])(" + "|".join(re.escape(p) for p in phrases) + r")(?![\w])", re.I)
@@ -130,7 +131,7 @@ def features(title: str, body: str, language: str | None) -> TextFeatures:
         has_cta=_hit(lang, "cta", text),
         weak_close=_hit(lang, "weak_close", text),
         mentions_promo=_hit(lang, "promo", text),
-        concrete_value=bool(_VALUE.search(text)) or _hit(lang, "free_shipping", text),
+        concrete_value=bool(_VALUE.search(text) or _ISO_AMOUNT.search(text)) or _hit(lang, "free_shipping", text),
         has_urgency=_hit(lang, "urgency", text),
         prior_relationship=_hit(lang, "prior_relationship", text),
         treats_as_new=_hit(lang, "treats_as_new", text),
