@@ -6,7 +6,7 @@ from pydantic import Field
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.pipeline import LabelSettings, label_segment
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import preview_markdown
+from crmagent_dagster.sql import preview_markdown, write_model
 
 KEY = dg.AssetKey(["core", "quartile_labels"])
 
@@ -84,4 +84,35 @@ def quartile_labels(context: dg.AssetExecutionContext, config: QuartileConfig, d
             dg.AssetCheckResult(check_name="strong_outscore_weak", passed=order_ok,
                                 metadata={"min_strong": min_strong, "max_weak": max_weak}),
         ],
+    )
+
+
+LABELLED = dg.AssetKey(["core", "labelled_templates"])
+
+
+@dg.asset(
+    key=LABELLED,
+    deps=[KEY, dg.AssetKey(["staging", "templates"]), dg.AssetKey(["staging", "products"]),
+          dg.AssetKey(["staging", "vouchers"])],
+    partitions_def=month_segment_partitions,
+    group_name="segments",
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    metadata={"dagster/table_name": "core.labelled_templates"},
+    check_specs=[dg.AssetCheckSpec("every_label_has_text", asset=LABELLED,
+                                   description="Every strong and weak group found its template text.")],
+)
+def labelled_templates(context: dg.AssetExecutionContext, duckdb: CRMWarehouse) -> dg.MaterializeResult:
+    """Strong and weak groups with their text, language, product and voucher facts, and retrieval metadata."""
+    month, segment = month_and_segment(context)
+    p = {"month": month, "segment": segment}
+    with duckdb.get_connection() as conn:
+        rows = write_model(conn, "core.labelled_templates", p)
+        missing, no_meta = conn.execute(
+            "SELECT count(*) FILTER (WHERE title IS NULL), count(*) FILTER (WHERE metadata_text IS NULL) "
+            "FROM core.labelled_templates WHERE month = $month AND segment = $segment", p).fetchone()
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": rows, "without_product_or_voucher": no_meta},
+        check_results=[dg.AssetCheckResult(check_name="every_label_has_text", passed=missing == 0,
+                                           metadata={"without_text": missing})],
     )

@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from assets import engagement, raw, segments, staging
+from assets import audits, diagnosis, engagement, evaluation, raw, retrieval, rewrites, segments, staging
 from crmagent_dagster.llm import llm_resource_from_env
 from crmagent_dagster.resources import CRMWarehouse, LogSource, duckdb_path, landing_dir
 from crmagent_dagster.schedules import monthly_logs_job, monthly_refresh_schedule, segment_fanout_sensor, segment_job
@@ -16,7 +16,8 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
     """Definitions with explicit resource settings (tests and the CLI use this; Dagster loads `defs`)."""
     logs = synthetic_logs if synthetic_logs is not None else int(os.environ.get("CRMAGENT_SYNTHETIC_LOGS", "1000000"))
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([raw, staging, engagement, segments]),
+        assets=dg.load_assets_from_modules(
+            [raw, staging, engagement, segments, retrieval, diagnosis, rewrites, evaluation, audits]),
         jobs=[monthly_logs_job, segment_job],
         schedules=[monthly_refresh_schedule],
         sensors=[segment_fanout_sensor],

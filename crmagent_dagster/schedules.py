@@ -13,7 +13,7 @@ from crmagent_dagster.partitions import monthly_partitions, month_segment_partit
 from crmagent_dagster.segments import SEGMENT_KEYS
 
 MONTHLY_GROUPS = ("raw", "staging", "engagement")
-SEGMENT_GROUPS = ("segments",)
+SEGMENT_GROUPS = ("segments", "retrieval", "diagnosis", "rewrites", "evaluation", "audits")
 
 monthly_logs_job = dg.define_asset_job(
     "monthly_logs_job",

@@ -25,11 +25,13 @@ class AuditResult:
     feedback: str
 
 
-def audit(segment: str, title: str, body: str, language: str | None, has_voucher: bool) -> AuditResult:
-    return audit_features(segment, features(title, body, language), has_voucher)
+def audit(segment: str, title: str, body: str, language: str | None, has_voucher: bool,
+          must_label: bool = False) -> AuditResult:
+    return audit_features(segment, features(title, body, language), has_voucher, must_label)
 
 
-def audit_features(segment: str, f: TextFeatures, has_voucher: bool) -> AuditResult:
+def audit_features(segment: str, f: TextFeatures, has_voucher: bool, must_label: bool = False) -> AuditResult:
+    """`must_label`: Appendix D gives every weak original exactly one type, so 'none' is not an answer."""
     label = SEGMENT_BY_KEY[segment].label
     if segment in UNFAMILIAR and f.prior_relationship:
         return AuditResult("audience_assumption_error",
@@ -60,4 +62,12 @@ def audit_features(segment: str, f: TextFeatures, has_voucher: bool) -> AuditRes
         return AuditResult("weak_call_to_action",
                            "No clear, urgent prompt to act; end with an imperative such as 'Shop now' tied to the "
                            "benefit and, if there is one, the real deadline.")
+    if must_label:
+        if not f.has_urgency:
+            return AuditResult("weak_call_to_action",
+                               "The call to action gives no reason to act now; tie it to the benefit or a real deadline.")
+        if not f.concrete_value:
+            return AuditResult("vague_incentive", "No concrete benefit is stated; say exactly what the reader gets.")
+        return AuditResult("weak_call_to_action",
+                           "No single wording error stands out; the call to action is the weakest part.")
     return AuditResult("none", "No Appendix D error found.")

@@ -63,8 +63,9 @@ def diagnose(segment: str, strong: list[tuple[TextFeatures, AuditResult]],
     for key, share in sorted(shares.items(), key=lambda kv: -(kv[1]["weak"] - kv[1]["strong"])):
         if key.startswith("error:") and share["weak"] - share["strong"] >= 0.05:
             name = key.split(":", 1)[1].replace("_", " ")
-            lines.append(f"{share['weak']:.0%} of weak vs {share['strong']:.0%} of strong templates show a {name}.")
-            failure.append(f"Avoid a {name} ({share['weak']:.0%} of weak templates).")
+            article = "an" if name[0] in "aeiou" else "a"
+            lines.append(f"{share['weak']:.0%} of weak vs {share['strong']:.0%} of strong templates show {article} {name}.")
+            failure.append(f"Avoid {article} {name} ({share['weak']:.0%} of weak templates).")
     if not lines:
         lines.append("Strong and weak templates differ little in wording; differences may come from offer or timing.")
     analysis = f"{label}: " + " ".join(lines)

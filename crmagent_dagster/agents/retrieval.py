@@ -103,3 +103,49 @@ def search(index: faiss.Index, members: list[Member], query: np.ndarray, shop_id
         if len(out) == k:
             break
     return out
+
+
+# --- embeddings stored per month: each distinct metadata string is embedded once ----------------
+EMBEDDINGS_DDL = """
+CREATE TABLE IF NOT EXISTS agents.metadata_embeddings (
+    month VARCHAR, metadata_key VARCHAR, metadata_text VARCHAR, embedding FLOAT[384], model VARCHAR,
+    PRIMARY KEY (month, metadata_key)
+)"""
+
+
+def metadata_key(text: str) -> str:
+    import hashlib
+
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def month_embeddings(conn, month: str, texts: list[str]) -> tuple[dict[str, np.ndarray], int, int]:
+    """Vectors for `texts` by metadata key; embeds only strings this month has not embedded yet.
+
+    Returns (key -> vector, newly embedded, reused).
+    """
+    import polars as pl
+
+    conn.execute("CREATE SCHEMA IF NOT EXISTS agents")
+    conn.execute(EMBEDDINGS_DDL)
+    wanted = {metadata_key(t): t for t in texts}
+    found = conn.execute("SELECT metadata_key, embedding FROM agents.metadata_embeddings "
+                         "WHERE month = $month AND list_contains($keys, metadata_key)",
+                         {"month": month, "keys": list(wanted)}).fetchall()
+    vectors = {k: np.asarray(v, dtype=np.float32) for k, v in found}
+    missing = [k for k in wanted if k not in vectors]
+    if missing:
+        fresh = embed([wanted[k] for k in missing])
+        frame = pl.DataFrame({"month": [month] * len(missing), "metadata_key": missing,
+                              "metadata_text": [wanted[k] for k in missing],
+                              "embedding": fresh.tolist(), "model": [MODEL_NAME] * len(missing)},
+                             schema={"month": pl.Utf8, "metadata_key": pl.Utf8, "metadata_text": pl.Utf8,
+                                     "embedding": pl.Array(pl.Float32, DIMENSION), "model": pl.Utf8})
+        arrow = frame.to_arrow()
+        conn.register("__embeddings", arrow)
+        try:
+            conn.execute("INSERT OR IGNORE INTO agents.metadata_embeddings BY NAME SELECT * FROM __embeddings")
+        finally:
+            conn.unregister("__embeddings")
+        vectors.update(zip(missing, fresh))
+    return vectors, len(missing), len(wanted) - len(missing)

@@ -40,6 +40,7 @@ FLUSH_EVERY = 25
 
 
 class AgentModelConfig(dg.Config):
+    backend: str = Field(default="auto", description="auto (llm when an endpoint is configured, else rules) | llm | rules")
     model: str | None = Field(default=None, description="Model for this agent; empty = the resource's default_model.")
     temperature: float = 0.2
     max_tokens: int = 800
@@ -74,6 +75,8 @@ class LLMRun:
 class LLMResource(dg.ConfigurableResource):
     """Chat completions for the agents, through the `openai` client, with cache, retries and batching."""
 
+    configured: bool = Field(default=False, description="An endpoint was configured (OPENAI_API_KEY or OPENAI_BASE_URL "
+                                                        "set): 'auto' agents use the LLM instead of the rule engine.")
     base_url: str = Field(default=DEFAULT_BASE_URL, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     api_key: str | None = Field(default=None, description="Use EnvVar('OPENAI_API_KEY'); never stored or logged.")
     default_model: str = "gpt-4o"
@@ -101,6 +104,15 @@ class LLMResource(dg.ConfigurableResource):
         cfg: AgentModelConfig = getattr(self, agent)
         return AgentSettings(model=cfg.model or self.default_model, temperature=cfg.temperature,
                              max_tokens=cfg.max_tokens, chain_of_thought=cfg.chain_of_thought)
+
+    def backend_for(self, agent: str) -> str:
+        """'llm' or 'rules' for this agent."""
+        choice = getattr(self, agent).backend if agent in AGENTS else None
+        if choice not in ("auto", "llm", "rules"):
+            raise ValueError(f"{agent}.backend must be auto, llm or rules, got {choice!r}")
+        if choice == "auto":
+            return "llm" if self.configured else "rules"
+        return choice
 
     def engine(self, log: Callable[[str], None] = print) -> OnlineEngine:
         if self.mode not in ("online", "batch", "files"):
@@ -173,6 +185,7 @@ class LLMResource(dg.ConfigurableResource):
 def llm_resource_from_env() -> LLMResource:
     """The LLM layer as configured by the environment: OPENAI_BASE_URL, OPENAI_API_KEY, CRMAGENT_LLM_MODEL."""
     return LLMResource(
+        configured=bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")),
         base_url=os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
         api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None,
         default_model=os.environ.get("CRMAGENT_LLM_MODEL") or "gpt-4o",

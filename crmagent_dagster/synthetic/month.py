@@ -164,7 +164,8 @@ def _plans_and_templates(rng, prng, shops, n_plans, yymm, start, end):
                 product=product_name, emoji=bool(emoji[i]), urgency=bool(urgency[i]),
             )
             template_id = f"t{yymm}_{i:06d}"
-            reuse_pool[key] = (template_id, voucher_id)
+            if product_name is None:  # only copy that names no product can be reused for another product
+                reuse_pool[key] = (template_id, voucher_id)
             tpl_rows.append((template_id, shop, language, t.title, t.body))
             truth_rows.append((template_id, defect[i], t.incentive_stated, t.has_cta, t.has_urgency, t.has_emoji))
         channel = prng.choices(("push", "im", "email"), weights=(0.7, 0.2, 0.1))[0]

@@ -1,0 +1,58 @@
+"""Stage 7, rewrites (TemplateAgent): every weak template rewritten by path 1, 2 or 3."""
+
+import dagster as dg
+from pydantic import Field
+
+from crmagent_dagster.agents import workflow
+from crmagent_dagster.agents.io import llm_metadata, write_rows
+from crmagent_dagster.llm import LLMResource
+from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
+from crmagent_dagster.resources import CRMWarehouse
+from crmagent_dagster.sql import preview_markdown
+
+REWRITES = dg.AssetKey(["agents", "template_rewrites"])
+
+
+class RewriteConfig(dg.Config):
+    max_llm_rewrites: int = Field(default=300, description="Cap per partition when the writer is an LLM; none offline.")
+
+
+@dg.asset(key=REWRITES, deps=[dg.AssetKey(["agents", "exemplar_matches"]), dg.AssetKey(["agents", "problem_analyses"]),
+                              dg.AssetKey(["agents", "segment_diagnoses"])],
+          partitions_def=month_segment_partitions, group_name="rewrites", kinds={"duckdb"}, pool=DUCKDB_POOL,
+          metadata={"dagster/table_name": "agents.template_rewrites"},
+          check_specs=[dg.AssetCheckSpec("path_follows_exemplars", asset=REWRITES,
+                                         description="Path 1 iff own strong exemplars, path 2 iff retrieved ones.")])
+def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, duckdb: CRMWarehouse,
+                      llm: LLMResource) -> dg.MaterializeResult:
+    """Rewrite each weak template: own exemplars (path 1), retrieved ones (path 2), or rule-based (path 3)."""
+    month, segment = month_and_segment(context)
+    p = {"month": month, "segment": segment}
+    with duckdb.get_connection() as conn:
+        ctx = workflow.Context(month, segment, conn, llm, context.log.info)
+        rows = workflow.load_labelled(conn, month, segment)
+        cur = conn.execute("SELECT * FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
+                           "ORDER BY aggregate_id, route, rank", p)
+        cols = [d[0] for d in cur.description]
+        matches: dict[str, list[dict]] = {}
+        for m in cur.fetchall():
+            m = dict(zip(cols, m))
+            matches.setdefault(m["aggregate_id"], []).append(m)
+        problems = dict(conn.execute("SELECT aggregate_id, reason FROM agents.problem_analyses "
+                                     "WHERE month = $month AND segment = $segment", p).fetchall())
+        diagnosis = conn.execute("SELECT analysis FROM agents.segment_diagnoses WHERE month = $month AND segment = $segment",
+                                 p).fetchone()
+        out = workflow.rewrite_weak(ctx, rows, matches, problems, (diagnosis or [None])[0] or "", config.max_llm_rewrites)
+        n = write_rows(conn, "agents.template_rewrites", out, month, segment)
+        preview = preview_markdown(conn, "SELECT path, original_title, new_title, new_body FROM agents.template_rewrites "
+                                         "WHERE month = $month AND segment = $segment AND status = 'ok' "
+                                         "ORDER BY path, aggregate_id LIMIT 6", p)
+    wrong_path = sum(1 for w in out if w["path"] != workflow.route({}, matches.get(w["aggregate_id"], []))[0])
+    by_path = {f"path_{k}": sum(w["path"] == k for w in out) for k in (1, 2, 3)}
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": n, **by_path, "failed": sum(w["status"] != "ok" for w in out),
+                  "backend": ctx.backend("template"), "model": ctx.model("template"),
+                  "preview": dg.MetadataValue.md(preview), **llm_metadata(ctx.llm_runs)},
+        check_results=[dg.AssetCheckResult(check_name="path_follows_exemplars", passed=wrong_path == 0,
+                                           metadata={"wrong_path": wrong_path})],
+    )

@@ -1,0 +1,40 @@
+"""Column types of the agents' tables, so an empty partition still has the right schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+S, I, F, B, L = pl.Utf8, pl.Int64, pl.Float64, pl.Boolean, pl.List(pl.Utf8)
+_LINEAGE = {"backend": S, "model": S, "prompt_version": S, "status": S, "error": S}
+_KEYS = {"month": S, "segment": S, "aggregate_id": S, "template_id": S}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "agents.index_members": {"month": S, "segment": S, "position": I, "aggregate_id": S, "shop_id": S,
+                             "template_id": S, "metadata_key": S},
+    "agents.exemplar_matches": {"month": S, "segment": S, "aggregate_id": S, "shop_id": S, "route": S, "rank": I,
+                                "exemplar_aggregate_id": S, "exemplar_template_id": S, "exemplar_shop_id": S,
+                                "similarity": F},
+    "agents.segment_diagnoses": {"month": S, "segment": S, "n_strong": I, "n_weak": I, "analysis": S,
+                                 "success_patterns": S, "failure_patterns": S, "feature_shares": S, **_LINEAGE},
+    "agents.problem_analyses": {**_KEYS, "reason": S, **_LINEAGE},
+    "agents.template_rewrites": {**_KEYS, "shop_id": S, "path": I, "exemplar_template_ids": L,
+                                 "exemplar_aggregate_ids": L, "exemplar_similarity": pl.List(F), "language": S,
+                                 "original_title": S, "original_body": S, "new_title": S, "new_body": S, "changes": L,
+                                 **_LINEAGE},
+    "agents.rewrite_scores": {**_KEYS, "path": I, "original_audience": I, "original_audience_reason": S,
+                              "original_marketing": I, "original_marketing_reason": S, "rewrite_audience": I,
+                              "rewrite_audience_reason": S, "rewrite_marketing": I, "rewrite_marketing_reason": S,
+                              "writer_backend": S, "writer_model": S, **_LINEAGE},
+    "agents.preference_judgments": {**_KEYS, "path": I, "original_as_a": S, "rewrite_as_a": S, "verdict": S,
+                                    "position_consistent": B, "writer_backend": S, "writer_model": S, **_LINEAGE},
+    "agents.template_audits": {**_KEYS, "version": S, "error_type": S, "feedback": S, **_LINEAGE},
+    "agents.writing_guidance": {"month": S, "segment": S, "guidance": S, "example_template_id": S,
+                                "example_before": S, "example_after": S, "source_backend": S},
+}
+
+
+def frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    schema = SCHEMAS[table]
+    return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")

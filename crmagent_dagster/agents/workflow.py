@@ -1,0 +1,359 @@
+"""The four agents and the audit as plain functions over one month x segment, on either backend.
+
+Each function returns rows (dicts) with their lineage: template and exemplar ids, path, backend,
+model and prompt version. `backend` is "rules" (the hybrid rule engine) or "llm" (through
+LLMResource); a failed LLM item becomes a row with status "failed" and its error, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from crmagent_dagster.agents import content, judge
+from crmagent_dagster.agents.auditor import audit, audit_features
+from crmagent_dagster.agents.prompts import Merchant, render
+from crmagent_dagster.agents.rewriter import Facts, Style, rewrite, voucher_facts
+from crmagent_dagster.agents.text_features import features
+from crmagent_dagster.llm import LLMRequest, LLMResource
+from crmagent_dagster.llm.replies import Audit, ContentDiagnosis, Preference, ProblemAnalysis, Rewrite, Scores
+from crmagent_dagster.segments import SEGMENT_BY_KEY
+
+RULES = "rules"
+RULE_MODEL = "hybrid-rule-engine-v1"
+MAX_PROMPT_EXAMPLES = 10  # templates per side in the Fig. 2 comparison prompt
+
+
+@dataclass
+class Context:
+    month: str
+    segment: str
+    conn: duckdb.DuckDBPyConnection
+    llm: LLMResource | None = None
+    log: Callable[[str], None] = print
+    llm_runs: list = None  # LLMRun objects, for metadata
+
+    def __post_init__(self) -> None:
+        self.llm_runs = [] if self.llm_runs is None else self.llm_runs
+
+    @property
+    def audience(self) -> str:
+        return SEGMENT_BY_KEY[self.segment].label
+
+    def backend(self, agent: str) -> str:
+        return self.llm.backend_for(agent) if self.llm is not None else RULES
+
+    def model(self, agent: str) -> str:
+        return self.llm.agent_settings(agent).model if self.backend(agent) != RULES else RULE_MODEL
+
+    def ask(self, scope: str, requests: Sequence[LLMRequest]) -> dict[str, Any]:
+        run = self.llm.run(requests, conn=self.conn, scope=f"{scope}|{self.month}|{self.segment}", log=self.log)
+        self.llm_runs.append(run)
+        return {r.custom_id: r for r in run.results}
+
+
+def load_labelled(conn: duckdb.DuckDBPyConnection, month: str, segment: str) -> list[dict[str, Any]]:
+    cur = conn.execute("SELECT * FROM core.labelled_templates WHERE month = $month AND segment = $segment "
+                       "ORDER BY performance_label, performance_rank", {"month": month, "segment": segment})
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def message(row: dict[str, Any], prefix: str = "") -> str:
+    return f"Title: {row[prefix + 'title'] or ''}\nBody: {row[prefix + 'body'] or ''}"
+
+
+def facts_text(row: dict[str, Any]) -> str:
+    voucher = "none"
+    if row.get("voucher_type"):
+        voucher = (f"{row['voucher_type']}, value {row['discount_value']:g}, currency {row['currency']}"
+                   + (f", minimum spend {row['min_spend']:g}" if row.get("min_spend") is not None else "")
+                   + (f", cap {row['max_discount']:g}" if row.get("max_discount") is not None else "")
+                   + (f", code {row['voucher_code']}" if row.get("voucher_code") else "")
+                   + (f", expires {row['expires_at']:%Y-%m-%d}" if row.get("expires_at") else ""))
+    product = row.get("product_name") or "none"
+    category = row.get("category_path") or "none"
+    return f"Product: {product}\nCategory: {category}\nVoucher: {voucher}"
+
+
+def rule_facts(row: dict[str, Any]) -> Facts:
+    return Facts(segment=row["segment"], language=row.get("language"), title=row.get("title") or "",
+                 body=row.get("body") or "", product_name=row.get("product_name"),
+                 voucher=voucher_facts(row.get("voucher_type"), row.get("discount_value"), row.get("min_spend"),
+                                       row.get("max_discount"), row.get("currency"), row.get("expires_at")),
+                 voucher_code=row.get("voucher_code"))
+
+
+def _feature_audit(row: dict[str, Any], must_label: bool = False) -> tuple:
+    f = features(row.get("title") or "", row.get("body") or "", row.get("language"))
+    return f, audit_features(row["segment"], f, row.get("voucher_type") is not None, must_label)
+
+
+# --- ContentAgent --------------------------------------------------------------------------------
+def diagnose_segment(ctx: Context, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fig. 2 comparative analysis for the segment, and a problem analysis per weak template."""
+    strong = [r for r in rows if r["performance_label"] == "strong"]
+    weak = [r for r in rows if r["performance_label"] == "weak"]
+    weak_fa = [_feature_audit(r, must_label=True) for r in weak]
+    stats = content.diagnose(ctx.segment, [_feature_audit(r) for r in strong], weak_fa)
+    base = {"month": ctx.month, "segment": ctx.segment, "n_strong": len(strong), "n_weak": len(weak),
+            "feature_shares": json.dumps(stats.shares)}
+    if ctx.backend("content") == RULES:
+        diag = {**base, "analysis": stats.analysis, "success_patterns": json.dumps(stats.success_patterns),
+                "failure_patterns": json.dumps(stats.failure_patterns), "backend": RULES, "model": RULE_MODEL,
+                "prompt_version": None, "status": "ok", "error": None}
+        problems = [{"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"],
+                     "template_id": r["template_id"], "reason": content.problem_reason(ctx.segment, *fa, stats),
+                     "backend": RULES, "model": RULE_MODEL, "prompt_version": None, "status": "ok", "error": None}
+                    for r, fa in zip(weak, weak_fa)]
+        return diag, problems
+
+    def listing(sample: list[dict[str, Any]]) -> Merchant:
+        return Merchant("\n".join(f"- {message(r)} | {r.get('category_path') or 'None'} | "
+                                  f"{r.get('voucher_text') or 'None'}" for r in sample[:MAX_PROMPT_EXAMPLES]))
+
+    model = ctx.model("content")
+    comparison = render("content_comparison", audience=ctx.audience, high_performing=listing(strong),
+                        low_performing=listing(weak))
+    got = ctx.ask("segment_diagnoses", [LLMRequest("diagnosis", "content", comparison.messages, ContentDiagnosis,
+                                                   comparison.version)])["diagnosis"]
+    parsed = got.parsed or {}
+    diag = {**base, "analysis": parsed.get("analysis"), "success_patterns": json.dumps(parsed.get("success_patterns")),
+            "failure_patterns": json.dumps(parsed.get("failure_patterns")), "backend": "llm", "model": model,
+            "prompt_version": comparison.version, "status": got.status, "error": got.error}
+    good_reason = parsed.get("analysis") or stats.analysis
+    requests, versions = [], {}
+    for r in weak:
+        p = render("content_problem", audience=ctx.audience, good_reason=good_reason,
+                   template=Merchant(f"{message(r)} | {r.get('category_path') or 'None'} | {r.get('voucher_text') or 'None'}"))
+        versions[r["aggregate_id"]] = p.version
+        requests.append(LLMRequest(r["aggregate_id"], "content", p.messages, ProblemAnalysis, p.version))
+    results = ctx.ask("problem_analyses", requests) if requests else {}
+    problems = [{"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"],
+                 "template_id": r["template_id"], "reason": (results[r["aggregate_id"]].parsed or {}).get("reason"),
+                 "backend": "llm", "model": model, "prompt_version": versions[r["aggregate_id"]],
+                 "status": results[r["aggregate_id"]].status, "error": results[r["aggregate_id"]].error} for r in weak]
+    return diag, problems
+
+
+# --- TemplateAgent -------------------------------------------------------------------------------
+def route(weak: dict[str, Any], matches: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+    """Path 1: the merchant's own strong templates; else path 2: retrieved exemplars; else path 3."""
+    own = [m for m in matches if m["route"] == "own"]
+    if own:
+        return 1, own
+    retrieved = [m for m in matches if m["route"] == "retrieved"]
+    return (2, retrieved) if retrieved else (3, [])
+
+
+def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], matches: dict[str, list[dict[str, Any]]],
+                 problems: dict[str, str], diagnosis: str, cap: int | None) -> list[dict[str, Any]]:
+    by_id = {r["aggregate_id"]: r for r in rows}
+    weak = [r for r in rows if r["performance_label"] == "weak"]
+    backend = ctx.backend("template")
+    if backend != RULES and cap is not None and len(weak) > cap:
+        ctx.log(f"{ctx.segment}: rewriting the {cap} lowest-scoring of {len(weak)} weak templates (llm cap)")
+        weak = sorted(weak, key=lambda r: r["mean_score"])[:cap]
+    out, requests, pending = [], [], {}
+    for r in weak:
+        path, exemplars = route(r, matches.get(r["aggregate_id"], []))
+        ex_rows = [by_id[m["exemplar_aggregate_id"]] for m in exemplars if m["exemplar_aggregate_id"] in by_id]
+        row = {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"],
+               "template_id": r["template_id"], "shop_id": r["shop_id"], "path": path,
+               "exemplar_template_ids": [e["template_id"] for e in ex_rows],
+               "exemplar_aggregate_ids": [e["aggregate_id"] for e in ex_rows],
+               "exemplar_similarity": [m.get("similarity") for m in exemplars][: len(ex_rows)],
+               "language": r.get("language"), "original_title": r.get("title"), "original_body": r.get("body"),
+               "backend": backend, "model": ctx.model("template")}
+        if backend == RULES:
+            style = Style.of(ex_rows[0]["title"] or "", ex_rows[0]["body"] or "", ex_rows[0].get("language")) if ex_rows else None
+            _, original_audit = _feature_audit(r, must_label=True)
+            rw = rewrite(rule_facts(r), style, fixes=original_audit.error_type)
+            out.append({**row, "new_title": rw.title, "new_body": rw.body, "changes": rw.changes,
+                        "prompt_version": None, "status": "ok", "error": None})
+            continue
+        if path == 3:
+            p = render("template_rule_based", original=Merchant(message(r)), facts=facts_text(r))
+        else:
+            p = render("template_exemplar", poor_template=Merchant(message(r)),
+                       poor_reason=problems.get(r["aggregate_id"]) or "Under-performed its segment.",
+                       good_templates=Merchant("\n".join(f"- {message(e)}" for e in ex_rows)),
+                       good_reason=diagnosis, facts=facts_text(r))
+        pending[r["aggregate_id"]] = (row, p.version)
+        requests.append(LLMRequest(r["aggregate_id"], "template", p.messages, Rewrite, p.version))
+    if requests:
+        results = ctx.ask("template_rewrites", requests)
+        for agg, (row, version) in pending.items():
+            res = results[agg]
+            parsed = res.parsed or {}
+            out.append({**row, "new_title": parsed.get("title"), "new_body": parsed.get("body"), "changes": [],
+                        "prompt_version": version, "status": res.status, "error": res.error})
+    return out
+
+
+# --- EvaluateAgent -------------------------------------------------------------------------------
+def evaluate(ctx: Context, rewrites: list[dict[str, Any]], rows_by_id: dict[str, dict[str, Any]]
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Fig. 5 scores of original and rewrite; Fig. 6 preference judged in both orders."""
+    done = [w for w in rewrites if w["status"] == "ok"]
+    backend, model = ctx.backend("evaluate"), ctx.model("evaluate")
+    scores, prefs = [], []
+    if backend == RULES:
+        for w in done:
+            has_voucher = rows_by_id[w["aggregate_id"]].get("voucher_type") is not None
+            original = judge.score(ctx.segment, w["original_title"] or "", w["original_body"] or "", w["language"], has_voucher)
+            new = judge.score(ctx.segment, w["new_title"], w["new_body"], w["language"], has_voucher)
+            scores.append(_score_row(ctx, w, backend, model, None, original.audience, original.audience_reason,
+                                     original.marketing, original.marketing_reason, new.audience, new.audience_reason,
+                                     new.marketing, new.marketing_reason, "ok", None))
+            a, b = (w["original_title"] or "", w["original_body"] or ""), (w["new_title"], w["new_body"])
+            forward = judge.prefer(ctx.segment, a, b, w["language"], has_voucher)  # original shown as A
+            backward = judge.prefer(ctx.segment, b, a, w["language"], has_voucher)  # rewrite shown as A
+            prefs.append(_preference_row(ctx, w, backend, model, None, forward, backward, "ok", None))
+        return scores, prefs
+
+    score_reqs, pref_reqs, versions = [], [], {}
+    for w in done:
+        original, new = Merchant(message(w, "original_")), Merchant(message(w, "new_"))
+        s = render("evaluate_scoring", audience_group=ctx.audience, original=original, generated=new)
+        ab = render("evaluate_comparison", audience_group=ctx.audience, original=original, generated=new)
+        ba = render("evaluate_comparison", audience_group=ctx.audience, original=new, generated=original)
+        versions[w["aggregate_id"]] = (s.version, ab.version)
+        score_reqs.append(LLMRequest(w["aggregate_id"], "evaluate", s.messages, Scores, s.version))
+        pref_reqs += [LLMRequest(f"{w['aggregate_id']}|ab", "evaluate", ab.messages, Preference, ab.version),
+                      LLMRequest(f"{w['aggregate_id']}|ba", "evaluate", ba.messages, Preference, ba.version)]
+    got_scores = ctx.ask("rewrite_scores", score_reqs) if score_reqs else {}
+    got_prefs = ctx.ask("preference_judgments", pref_reqs) if pref_reqs else {}
+    for w in done:
+        agg = w["aggregate_id"]
+        s = got_scores[agg]
+        p = s.parsed or {}
+        scores.append(_score_row(ctx, w, "llm", model, versions[agg][0], p.get("audience_match_score_a"),
+                                 p.get("audience_match_reason_a"), p.get("marketing_score_a"), p.get("marketing_reason_a"),
+                                 p.get("audience_match_score_b"), p.get("audience_match_reason_b"),
+                                 p.get("marketing_score_b"), p.get("marketing_reason_b"), s.status, s.error))
+        ab, ba = got_prefs[f"{agg}|ab"], got_prefs[f"{agg}|ba"]
+        status = "ok" if ab.ok and ba.ok else "failed"
+        prefs.append(_preference_row(ctx, w, "llm", model, versions[agg][1],
+                                     (ab.parsed or {}).get("preferred"), (ba.parsed or {}).get("preferred"), status,
+                                     ab.error or ba.error))
+    return scores, prefs
+
+
+def _score_row(ctx, w, backend, model, version, oa, oar, om, omr, na, nar, nm, nmr, status, error):
+    return {"month": ctx.month, "segment": ctx.segment, "aggregate_id": w["aggregate_id"], "template_id": w["template_id"],
+            "path": w["path"], "original_audience": oa, "original_audience_reason": oar, "original_marketing": om,
+            "original_marketing_reason": omr, "rewrite_audience": na, "rewrite_audience_reason": nar,
+            "rewrite_marketing": nm, "rewrite_marketing_reason": nmr, "backend": backend, "model": model,
+            "writer_backend": w["backend"], "writer_model": w["model"], "prompt_version": version,
+            "status": status, "error": error}
+
+
+def verdict(forward: str | None, backward: str | None) -> tuple[str, bool]:
+    """Both-order rule. `forward`: original shown as A; `backward`: rewrite shown as A.
+
+    A verdict counts only when both orders pick the same message; otherwise it is a tie.
+    """
+    pick_forward = {"A": "original", "B": "rewrite"}.get(forward or "", "tie")
+    pick_backward = {"A": "rewrite", "B": "original"}.get(backward or "", "tie")
+    consistent = pick_forward == pick_backward
+    return (pick_forward if consistent else "tie"), consistent
+
+
+def _preference_row(ctx, w, backend, model, version, forward, backward, status, error):
+    final, consistent = verdict(forward, backward) if status == "ok" else (None, None)
+    return {"month": ctx.month, "segment": ctx.segment, "aggregate_id": w["aggregate_id"], "template_id": w["template_id"],
+            "path": w["path"], "original_as_a": forward, "rewrite_as_a": backward, "verdict": final,
+            "position_consistent": consistent, "backend": backend, "model": model, "writer_backend": w["backend"],
+            "writer_model": w["model"], "prompt_version": version, "status": status, "error": error}
+
+
+# --- Audit ---------------------------------------------------------------------------------------
+def audit_templates(ctx: Context, rows: list[dict[str, Any]], rewrites: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Appendix D error type for every weak original and every successful rewrite."""
+    by_id = {r["aggregate_id"]: r for r in rows}
+    items = [("original", r, r.get("title") or "", r.get("body") or "") for r in rows if r["performance_label"] == "weak"]
+    items += [("rewrite", by_id[w["aggregate_id"]], w["new_title"], w["new_body"]) for w in rewrites if w["status"] == "ok"]
+    backend, model = ctx.backend("audit"), ctx.model("audit")
+    out = []
+    base = lambda kind, r: {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"],  # noqa: E731
+                            "template_id": r["template_id"], "version": kind, "backend": backend, "model": model}
+    if backend == RULES:
+        for kind, r, title, body in items:
+            a = audit(ctx.segment, title, body, r.get("language"), r.get("voucher_type") is not None,
+                      must_label=kind == "original")
+            out.append({**base(kind, r), "error_type": a.error_type, "feedback": a.feedback, "prompt_version": None,
+                        "status": "ok", "error": None})
+        return out
+    requests, meta = [], {}
+    for kind, r, title, body in items:
+        p = render("audit_sheet", template=Merchant(f"Title: {title}\nBody: {body}"), audience=ctx.audience,
+                   voucher=r.get("voucher_text") or "none", product=r.get("product_name") or "none")
+        cid = f"{r['aggregate_id']}|{kind}"
+        meta[cid] = (kind, r, p.version)
+        requests.append(LLMRequest(cid, "audit", p.messages, Audit, p.version))
+    results = ctx.ask("template_audits", requests) if requests else {}
+    for cid, (kind, r, version) in meta.items():
+        res = results[cid]
+        parsed = res.parsed or {}
+        out.append({**base(kind, r), "error_type": parsed.get("error_type"), "feedback": parsed.get("feedback"),
+                    "prompt_version": version, "status": res.status, "error": res.error})
+    return out
+
+
+# --- RetrievalAgent ------------------------------------------------------------------------------
+def build_segment_index(ctx: Context, rows: list[dict[str, Any]], path) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Embed the segment's metadata (once per month per string) and index its strong templates."""
+    from crmagent_dagster.agents import retrieval
+
+    with_meta = [r for r in rows if r.get("metadata_text")]
+    vectors, new, reused = retrieval.month_embeddings(ctx.conn, ctx.month, sorted({r["metadata_text"] for r in with_meta}))
+    strong = [r for r in with_meta if r["performance_label"] == "strong"]
+    keys = [retrieval.metadata_key(r["metadata_text"]) for r in strong]
+    matrix = np.stack([vectors[k] for k in keys]) if keys else np.zeros((0, retrieval.DIMENSION), dtype=np.float32)
+    retrieval.write_index(retrieval.build_index(matrix), path)
+    members = [{"month": ctx.month, "segment": ctx.segment, "position": i, "aggregate_id": r["aggregate_id"],
+                "shop_id": r["shop_id"], "template_id": r["template_id"], "metadata_key": k}
+               for i, (r, k) in enumerate(zip(strong, keys))]
+    return members, {"embedded": new, "reused": reused, "vectors": len(members)}
+
+
+def match_exemplars(ctx: Context, rows: list[dict[str, Any]], path, k: int, threshold: float) -> list[dict[str, Any]]:
+    """Per weak template: its merchant's own strong templates (path 1) or retrieved ones (path 2)."""
+    from crmagent_dagster.agents import retrieval
+
+    strong = [r for r in rows if r["performance_label"] == "strong"]
+    weak = [r for r in rows if r["performance_label"] == "weak"]
+    member_rows = ctx.conn.execute(
+        "SELECT position, aggregate_id, shop_id, template_id FROM agents.index_members "
+        "WHERE month = $month AND segment = $segment ORDER BY position", {"month": ctx.month, "segment": ctx.segment}
+    ).fetchall()
+    members = [retrieval.Member(*m) for m in member_rows]
+    index = None
+    out = []
+    for r in weak:
+        base = {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"], "shop_id": r["shop_id"]}
+        own = sorted((s for s in strong if s["shop_id"] == r["shop_id"]), key=lambda s: -s["mean_score"])[:k]
+        if own:
+            out += [{**base, "route": "own", "rank": i + 1, "exemplar_aggregate_id": s["aggregate_id"],
+                     "exemplar_template_id": s["template_id"], "exemplar_shop_id": s["shop_id"], "similarity": None}
+                    for i, s in enumerate(own)]
+            continue
+        if not r.get("metadata_text"):
+            continue  # neither product nor voucher: skip retrieval, path 3
+        if index is None:
+            index = retrieval.read_index(path)
+            if index.ntotal != len(members):
+                raise retrieval.IndexUnavailable(f"Faiss index {path} has {index.ntotal} vectors but "
+                                                 f"agents.index_members lists {len(members)}: re-materialize it")
+        vectors, _, _ = retrieval.month_embeddings(ctx.conn, ctx.month, [r["metadata_text"]])
+        query = vectors[retrieval.metadata_key(r["metadata_text"])]
+        for i, (m, sim) in enumerate(retrieval.search(index, members, query, r["shop_id"], k, threshold)):
+            out.append({**base, "route": "retrieved", "rank": i + 1, "exemplar_aggregate_id": m.aggregate_id,
+                        "exemplar_template_id": m.template_id, "exemplar_shop_id": m.shop_id, "similarity": sim})
+    return out
