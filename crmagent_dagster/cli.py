@@ -91,6 +91,18 @@ def print_summary(db: str | None, month: str) -> None:
           "(or `make dev`), then http://127.0.0.1:3000")
 
 
+def cmd_rewrite(args: argparse.Namespace) -> int:
+    from crmagent_dagster.adhoc import rewrite_file
+    from crmagent_dagster.llm import llm_resource_from_env
+
+    if bool(args.month) != bool(args.db):
+        print("--month and --db go together: retrieval needs a materialized month's index", file=sys.stderr)
+        return 2
+    counts = rewrite_file(Path(args.src), Path(args.dst), llm_resource_from_env(), db=args.db, month=args.month)
+    print(f"{counts['ok']} line(s) rewritten, {counts['error']} error record(s) -> {args.dst}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     print_summary(args.db, args.month)
     return 0
@@ -128,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--segment", action="append", help="only these segments (repeatable); default all 11")
     ref.add_argument("--db", help="DuckDB file (default $CRMAGENT_DUCKDB_PATH)")
     ref.set_defaults(func=cmd_refresh)
+
+    rw = sub.add_parser("rewrite", help="audit, rewrite and judge templates from a JSONL file (outside Dagster)")
+    rw.add_argument("--in", dest="src", required=True, help="input JSONL: segment, title, body, optional facts")
+    rw.add_argument("--out", dest="dst", required=True, help="output JSONL, one record per input line")
+    rw.add_argument("--month", type=_month, help="retrieve exemplars from this materialized month (path 2)")
+    rw.add_argument("--db", help="the DuckDB file of that month")
+    rw.set_defaults(func=cmd_rewrite)
 
     summ = sub.add_parser("summary", help="print a month's summary from DuckDB")
     summ.add_argument("--month", type=_month, required=True)

@@ -46,6 +46,43 @@ def segment_counts(conn: duckdb.DuckDBPyConnection, month: str) -> pl.DataFrame:
     ).pl()
 
 
+def agent_summary(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
+    """Rewrites per path, scores before/after and preferences per segment, audit error shares, backends."""
+    if not table_exists(conn, "agents.template_rewrites") or not table_exists(conn, "agents.rewrite_scores"):
+        return []
+    p = {"month": month}
+    per_segment = conn.sql(
+        """SELECT w.segment, count(*) AS rewrites,
+                  count(*) FILTER (WHERE w.path = 1) AS path1, count(*) FILTER (WHERE w.path = 2) AS path2,
+                  count(*) FILTER (WHERE w.path = 3) AS path3,
+                  round(avg(s.original_audience), 2) AS aud_ori, round(avg(s.rewrite_audience), 2) AS aud_gen,
+                  round(avg(s.original_marketing), 2) AS mkt_ori, round(avg(s.rewrite_marketing), 2) AS mkt_gen,
+                  round(avg((j.verdict = 'rewrite')::INT), 3) AS gen_preferred,
+                  round(avg(j.position_consistent::INT), 3) AS consistent
+           FROM agents.template_rewrites w
+           LEFT JOIN agents.rewrite_scores s USING (month, segment, aggregate_id)
+           LEFT JOIN agents.preference_judgments j USING (month, segment, aggregate_id)
+           WHERE w.month = $month GROUP BY w.segment ORDER BY rewrites DESC""", params=p).pl()
+    if not per_segment.height:
+        return []
+    audits = conn.sql(
+        """SELECT version, error_type, n, round(n / sum(n) OVER (PARTITION BY version), 3) AS share
+           FROM (SELECT version, error_type, count(*) AS n FROM agents.template_audits WHERE month = $month
+                 GROUP BY version, error_type)
+           ORDER BY version, n DESC""", params=p).pl()
+    backends = conn.execute(
+        """SELECT (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.template_rewrites WHERE month = $month),
+                  (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.rewrite_scores WHERE month = $month),
+                  (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.template_audits WHERE month = $month)""",
+        p).fetchone()
+    lines = ["", "Rewrites, scores (1/3/5) and blind preference per segment:", _table(per_segment),
+             f"  writer: {backends[0]}; judge: {backends[1]}; auditor: {backends[2]}"]
+    if backends[0] and backends[1] and "rules" in backends[0] and "rules" in backends[1]:
+        lines.append("  note: the rubric judge reads the same rules that wrote the rewrites: not independent evidence")
+    lines += ["", "Audit error types (Appendix D), weak originals vs rewrites:", _table(audits)]
+    return lines
+
+
 def month_summary(conn: duckdb.DuckDBPyConnection, month: str) -> str:
     lines = [f"== {month} ==", "", "Rows per stage:", _table(stage_counts(conn, month))]
     for t in ("core.log_engagement", "core.engagement_aggregates", "core.quartile_labels"):
@@ -58,4 +95,5 @@ def month_summary(conn: duckdb.DuckDBPyConnection, month: str) -> str:
     if seg.height:
         lines += ["", "Strong / weak per segment:", _table(seg),
                   f"  total: {seg['strong'].sum()} strong, {seg['weak'].sum()} weak of {seg['groups'].sum()} groups"]
+    lines += agent_summary(conn, month)
     return "\n".join(lines)
