@@ -1,0 +1,219 @@
+"""The agents: routing, retrieval rules, embedding once, both-order judging, the whole chain on both backends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pytest
+
+from assets import audits, diagnosis, engagement, evaluation, raw, retrieval, rewrites, segments, staging
+from crmagent_dagster.adhoc import metadata_text
+from crmagent_dagster.agents import workflow
+from crmagent_dagster.agents.retrieval import IndexUnavailable, Member, build_index, month_embeddings, read_index, search
+from crmagent_dagster.llm import LLMResource
+from crmagent_dagster.resources import CRMWarehouse, LogSource
+from fake_openai import FakeOpenAI, Reply
+
+MONTHLY = [raw.raw_month, staging.staged_month, engagement.log_engagement, engagement.engagement_aggregates]
+SEGMENT_ASSETS = [segments.quartile_labels, segments.labelled_templates, retrieval.strong_template_index,
+                  retrieval.exemplar_matches, diagnosis.content_agent, rewrites.template_rewrites,
+                  evaluation.evaluate_agent, audits.template_audits, diagnosis.writing_guidance]
+PARTITION = "2025-04|potential_new_customers"
+
+
+def test_routing_prefers_own_then_retrieved_then_rules():
+    own = {"route": "own", "exemplar_aggregate_id": "a"}
+    got = {"route": "retrieved", "exemplar_aggregate_id": "b"}
+    assert workflow.route({}, [got, own]) == (1, [own])
+    assert workflow.route({}, [got]) == (2, [got])
+    assert workflow.route({}, []) == (3, [])
+
+
+def test_verdict_counts_only_when_both_orders_agree():
+    assert workflow.verdict("B", "A") == ("rewrite", True)  # rewrite wins as B and as A
+    assert workflow.verdict("A", "B") == ("original", True)
+    assert workflow.verdict("A", "A") == ("tie", False)  # always-A judge: position bias, no verdict
+    assert workflow.verdict("B", "B") == ("tie", False)
+    assert workflow.verdict("tie", "tie") == ("tie", True)
+
+
+def test_search_skips_own_merchant_and_weak_matches():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=384).astype(np.float32)
+    vecs = np.stack([base + rng.normal(scale=s, size=384).astype(np.float32) for s in (0.01, 0.02, 0.03, 0.5, 3.0)])
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    members = [Member(0, "g0", "me", "t0"), Member(1, "g1", "me", "t1"), Member(2, "g2", "other", "t2"),
+               Member(3, "g3", "third", "t3"), Member(4, "g4", "far", "t4")]
+    query = base / np.linalg.norm(base)
+    hits = search(build_index(vecs), members, query, "me", k=3, threshold=0.6)
+    assert [m.shop_id for m, _ in hits] == ["other", "third"]  # own merchant never, the far one below threshold
+    assert all(sim >= 0.6 for _, sim in hits)
+
+
+def test_identical_metadata_is_embedded_once_per_month(tmp_path):
+    conn = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    text = "category: Health > Supplements > Fish Oil | voucher: free shipping"
+    _, new, reused = month_embeddings(conn, "2025-04", [text, text, "voucher: free shipping"])
+    assert (new, reused) == (2, 0)
+    vectors, new, reused = month_embeddings(conn, "2025-04", [text, "voucher: percentage off 10.0%"])
+    assert (new, reused) == (1, 1)
+    _, new, _ = month_embeddings(conn, "2025-05", [text])  # another month embeds its own
+    assert new == 1
+    assert conn.execute("SELECT count(*) FROM agents.metadata_embeddings").fetchone()[0] == 4
+    v = next(iter(vectors.values()))
+    assert v.shape == (384,) and abs(float(np.linalg.norm(v)) - 1) < 1e-4  # the real model, normalised
+
+
+def test_corrupt_index_names_the_file(tmp_path):
+    path = tmp_path / "x.faiss"
+    with pytest.raises(IndexUnavailable, match="x.faiss is missing"):
+        read_index(path)
+    path.write_bytes(b"not a faiss index")
+    with pytest.raises(IndexUnavailable, match="x.faiss is unreadable"):
+        read_index(path)
+
+
+@pytest.fixture(scope="module")
+def month_db(tmp_path_factory):
+    """A small generated month materialized through the monthly job, shared by the chain tests."""
+    tmp = tmp_path_factory.mktemp("agents")
+    res = {"duckdb": CRMWarehouse(database=str(tmp / "wh.duckdb")),
+           "log_source": LogSource(landing_dir=str(tmp / "landing"), synthetic_logs=60_000, seed=4)}
+    assert dg.materialize(MONTHLY, partition_key="2025-04", resources=res).success
+    return tmp / "wh.duckdb"
+
+
+def _copy(month_db: Path, tmp_path: Path) -> str:
+    target = tmp_path / "wh.duckdb"
+    target.write_bytes(month_db.read_bytes())
+    return str(target)
+
+
+def _materialize(db: str, llm: LLMResource):
+    res = {"duckdb": CRMWarehouse(database=db), "llm": llm,
+           "log_source": LogSource(landing_dir="/nonexistent", synthetic_logs=1)}
+    return dg.materialize(MONTHLY + SEGMENT_ASSETS, selection=SEGMENT_ASSETS, partition_key=PARTITION, resources=res)
+
+
+def rows(db: str, sql: str) -> list[tuple]:
+    with duckdb.connect(db, read_only=True) as c:
+        return c.execute(sql).fetchall()
+
+
+def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
+    db = _copy(month_db, tmp_path)
+    result = _materialize(db, LLMResource())  # no endpoint configured: every agent on the rule engine
+    assert result.success
+    failed = {(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed}
+    assert not failed, failed
+    weak = rows(db, "SELECT count(*) FROM core.labelled_templates WHERE performance_label = 'weak'")[0][0]
+    assert weak >= 10
+    paths = dict(rows(db, "SELECT path, count(*) FROM agents.template_rewrites WHERE status = 'ok' GROUP BY 1"))
+    assert sum(paths.values()) == weak and set(paths) >= {2, 3}
+    assert rows(db, "SELECT DISTINCT backend FROM agents.template_rewrites") == [("rules",)]
+    audited = dict(rows(db, "SELECT version, count(*) FROM agents.template_audits GROUP BY 1"))
+    assert audited == {"original": weak, "rewrite": weak}
+    assert rows(db, "SELECT count(*) FROM agents.template_audits WHERE version = 'original' AND error_type = 'none'") == [(0,)]
+    before, after = rows(db, "SELECT avg(original_marketing), avg(rewrite_marketing) FROM agents.rewrite_scores")[0]
+    assert after > before
+    # Retrieval respected its rules in the stored matches.
+    assert rows(db, "SELECT count(*) FROM agents.exemplar_matches WHERE route = 'retrieved' AND exemplar_shop_id = shop_id") == [(0,)]
+    # The Python metadata string used by `crmagent rewrite` is the SQL one.
+    with duckdb.connect(db, read_only=True) as c:
+        cur = c.execute("SELECT * FROM core.labelled_templates WHERE metadata_text IS NOT NULL LIMIT 50")
+        cols = [d[0] for d in cur.description]
+        for r in cur.fetchall():
+            row = dict(zip(cols, r))
+            assert metadata_text(row) == row["metadata_text"]
+    # Re-materializing gives the same rows (no duplicates).
+    first = rows(db, "SELECT count(*), sum(hash(new_title || new_body)) FROM agents.template_rewrites")
+    assert _materialize(db, LLMResource()).success
+    assert rows(db, "SELECT count(*), sum(hash(new_title || new_body)) FROM agents.template_rewrites") == first
+
+
+def scripted(body: dict, n: int, poisoned: set) -> Reply:
+    schema = body["response_format"]["json_schema"]["name"]
+    prompt = next(m["content"] for m in body["messages"] if m["role"] == "user")  # the prompt, not retry feedback
+    if schema == "ContentDiagnosis":
+        return Reply(content=json.dumps({"analysis": "Strong ones state the offer.", "success_patterns": ["State it"],
+                                         "failure_patterns": ["Vague"]}))
+    if schema == "ProblemAnalysis":
+        return Reply(content=json.dumps({"reason": "No clear call to action."}))
+    if schema == "Rewrite":
+        if not poisoned or prompt in poisoned:
+            poisoned.add(prompt)  # the first rewrite prompt always answers off-schema
+            return Reply(content=json.dumps({"headline": "x"}))
+        return Reply(content=json.dumps({"title": "Fresh title", "body": "Clear offer. Shop now!"}))
+    if schema == "Scores":
+        a, b = 3, 5
+        return Reply(content=json.dumps({"audience_match_score_a": a, "audience_match_reason_a": "ok",
+                                         "marketing_score_a": a, "marketing_reason_a": "ok",
+                                         "audience_match_score_b": b, "audience_match_reason_b": "ok",
+                                         "marketing_score_b": b, "marketing_reason_b": "ok"}))
+    if schema == "Preference":
+        return Reply(content=json.dumps({"preferred": "A", "reason": "A is first"}))  # pure position bias
+    if schema == "Audit":
+        return Reply(content=json.dumps({"error_type": "weak_call_to_action", "feedback": "No CTA."}))
+    return Reply(status=400)
+
+
+def test_llm_chain_through_a_local_server(month_db, tmp_path):
+    db = _copy(month_db, tmp_path)
+    poisoned: set = set()
+    with FakeOpenAI(lambda body, n: scripted(body, n, poisoned)) as server:
+        llm = LLMResource(configured=True, base_url=server.base_url, api_key="k", default_model="writer",
+                          evaluate={"model": "judge"}, max_validation_retries=1, backoff_base_s=0.01)
+        result = _materialize(db, llm)
+        assert result.success  # one item's schema failure does not fail the partition
+        calls = server.requests
+        weak = rows(db, "SELECT count(*) FROM core.labelled_templates WHERE performance_label = 'weak'")[0][0]
+        status = dict(rows(db, "SELECT status, count(*) FROM agents.template_rewrites GROUP BY 1"))
+        assert status == {"ok": weak - 1, "failed": 1}
+        err = rows(db, "SELECT error FROM agents.template_rewrites WHERE status = 'failed'")[0][0]
+        assert "title" in err and "invalid reply" in err
+        # An always-A judge yields ties, never wins, and a position-consistency rate of 0.
+        assert rows(db, "SELECT DISTINCT verdict, position_consistent FROM agents.preference_judgments") == [("tie", False)]
+        pref_md = result.asset_materializations_for_node("evaluate_agent")
+        consistency = [m.metadata["position_consistency_rate"].value for m in pref_md if "position_consistency_rate" in m.metadata]
+        assert consistency == [0.0]
+        # Lineage: backend, model and prompt version stored with every output.
+        lineage = rows(db, "SELECT DISTINCT backend, model, split_part(prompt_version, '@', 1) FROM agents.template_rewrites")
+        assert {(b, m) for b, m, _ in lineage} == {("llm", "writer")}
+        assert {p for _, _, p in lineage} <= {"template_exemplar", "template_rule_based"}
+        assert rows(db, "SELECT DISTINCT model FROM agents.preference_judgments") == [("judge",)]
+        # Merchant text reached the server only inside the data fence.
+        rewrite_prompt = next(b["messages"][-1]["content"] for b in server.bodies
+                              if b["response_format"]["json_schema"]["name"] == "Rewrite")
+        assert "<merchant_text>" in rewrite_prompt and "Facts of this campaign" in rewrite_prompt
+        # A re-run calls only for what failed: the poisoned rewrite (still off-schema, 2 tries).
+        assert _materialize(db, llm).success
+        assert server.requests - calls == 2
+
+
+def test_rewrite_command_processes_good_lines_and_reports_bad_ones(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join([
+        json.dumps({"segment": "abandoned_cart_buyers", "title": "Did you forget something?",
+                    "body": "Looks like you left something in your cart.", "voucher_type": "fixed_amount_off",
+                    "discount_value": 3, "min_spend": 15, "currency": "MYR"}),
+        json.dumps({"segment": "nobody", "title": "x", "body": "y"}),
+        "{broken",
+        json.dumps({"segment": "new_buyers", "title": "Hi", "body": "Thanks.", "discount_value": -1}),
+    ]) + "\n")
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run([Path(sys.executable).parent / "crmagent", "rewrite", "--in", str(src), "--out", str(out)],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3, 4]
+    assert records[0]["status"] == "ok" and records[0]["path"] == 3
+    assert "RM3" in records[0]["rewrite"]["body"] and records[0]["backend"]["writer"] == "rules"
+    assert records[1]["error"].startswith("line 2: segment")
+    assert records[2]["error"].startswith("line 3: not JSON")
+    assert records[3]["error"].startswith("line 4: discount_value")
