@@ -7,7 +7,7 @@ from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import preview_markdown
+from crmagent_dagster.sql import fetch_dicts, preview_markdown
 
 AUDITS = dg.AssetKey(["agents", "template_audits"])
 
@@ -22,9 +22,7 @@ def template_audits(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, llm
     with duckdb.get_connection() as conn:
         ctx = workflow.Context(month, segment, conn, llm, context.log.info)
         rows = workflow.load_labelled(conn, month, segment)
-        cur = conn.execute("SELECT * FROM agents.template_rewrites WHERE month = $month AND segment = $segment", p)
-        cols = [d[0] for d in cur.description]
-        rewrites = [dict(zip(cols, r)) for r in cur.fetchall()]
+        rewrites = fetch_dicts(conn, "SELECT * FROM agents.template_rewrites WHERE month = $month AND segment = $segment", p)
         out = workflow.audit_templates(ctx, rows, rewrites)
         n = write_rows(conn, "agents.template_audits", out, month, segment)
         dup = conn.execute("SELECT count(*) - count(DISTINCT (aggregate_id, version)) FROM agents.template_audits "

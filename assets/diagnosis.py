@@ -9,6 +9,7 @@ from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
+from crmagent_dagster.sql import fetch_dicts
 
 DIAGNOSES = dg.AssetKey(["agents", "segment_diagnoses"])
 PROBLEMS = dg.AssetKey(["agents", "problem_analyses"])
@@ -61,12 +62,10 @@ def writing_guidance(context: dg.AssetExecutionContext, duckdb: CRMWarehouse) ->
     month, segment = month_and_segment(context)
     p = {"month": month, "segment": segment}
     with duckdb.get_connection() as conn:
-        cur = conn.execute("SELECT * FROM agents.segment_diagnoses WHERE month = $month AND segment = $segment", p)
-        diagnosis = dict(zip([d[0] for d in cur.description], cur.fetchone()))
-        cur = conn.execute("SELECT * FROM agents.template_rewrites WHERE month = $month AND segment = $segment "
-                           "AND status = 'ok' ORDER BY path, aggregate_id LIMIT 1", p)
-        row = cur.fetchone()
-        example = dict(zip([d[0] for d in cur.description], row)) if row else None
+        diagnosis = fetch_dicts(conn, "SELECT * FROM agents.segment_diagnoses WHERE month = $month AND segment = $segment", p)[0]
+        examples = fetch_dicts(conn, "SELECT * FROM agents.template_rewrites WHERE month = $month AND segment = $segment "
+                                     "AND status = 'ok' ORDER BY path, aggregate_id LIMIT 1", p)
+        example = examples[0] if examples else None
         text = guidance_markdown(workflow.SEGMENT_BY_KEY[segment].label, diagnosis, example)
         write_rows(conn, "agents.writing_guidance", [{
             "month": month, "segment": segment, "guidance": text,

@@ -7,6 +7,7 @@ from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
+from crmagent_dagster.sql import fetch_dicts
 
 SCORES = dg.AssetKey(["agents", "rewrite_scores"])
 PREFERENCES = dg.AssetKey(["agents", "preference_judgments"])
@@ -37,9 +38,7 @@ def evaluate_agent(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, llm:
     with duckdb.get_connection() as conn:
         ctx = workflow.Context(month, segment, conn, llm, context.log.info)
         rows = {r["aggregate_id"]: r for r in workflow.load_labelled(conn, month, segment)}
-        cur = conn.execute("SELECT * FROM agents.template_rewrites WHERE month = $month AND segment = $segment", p)
-        cols = [d[0] for d in cur.description]
-        rewrites = [dict(zip(cols, r)) for r in cur.fetchall()]
+        rewrites = fetch_dicts(conn, "SELECT * FROM agents.template_rewrites WHERE month = $month AND segment = $segment", p)
         scores, prefs = workflow.evaluate(ctx, rewrites, rows)
         write_rows(conn, "agents.rewrite_scores", scores, month, segment)
         write_rows(conn, "agents.preference_judgments", prefs, month, segment)

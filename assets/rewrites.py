@@ -8,7 +8,7 @@ from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import preview_markdown
+from crmagent_dagster.sql import fetch_dicts, preview_markdown
 
 REWRITES = dg.AssetKey(["agents", "template_rewrites"])
 
@@ -31,12 +31,9 @@ def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, 
     with duckdb.get_connection() as conn:
         ctx = workflow.Context(month, segment, conn, llm, context.log.info)
         rows = workflow.load_labelled(conn, month, segment)
-        cur = conn.execute("SELECT * FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
-                           "ORDER BY aggregate_id, route, rank", p)
-        cols = [d[0] for d in cur.description]
         matches: dict[str, list[dict]] = {}
-        for m in cur.fetchall():
-            m = dict(zip(cols, m))
+        for m in fetch_dicts(conn, "SELECT * FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
+                                   "ORDER BY aggregate_id, route, rank", p):
             matches.setdefault(m["aggregate_id"], []).append(m)
         problems = dict(conn.execute("SELECT aggregate_id, reason FROM agents.problem_analyses "
                                      "WHERE month = $month AND segment = $segment", p).fetchall())

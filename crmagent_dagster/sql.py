@@ -169,6 +169,13 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     )
 
 
+def fetch_dicts(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of a query as dicts keyed by column name."""
+    cur = conn.execute(sql, dict(params or {}))
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
 def preview_markdown(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> str:
     """A small query result as a markdown table, for asset metadata."""
     frame = conn.sql(sql, params=dict(params or {})).pl()

@@ -23,6 +23,7 @@ from crmagent_dagster.agents.text_features import features
 from crmagent_dagster.llm import LLMRequest, LLMResource
 from crmagent_dagster.llm.replies import Audit, ContentDiagnosis, Preference, ProblemAnalysis, Rewrite, Scores
 from crmagent_dagster.segments import SEGMENT_BY_KEY
+from crmagent_dagster.sql import fetch_dicts
 
 RULES = "rules"
 RULE_MODEL = "hybrid-rule-engine-v1"
@@ -58,10 +59,8 @@ class Context:
 
 
 def load_labelled(conn: duckdb.DuckDBPyConnection, month: str, segment: str) -> list[dict[str, Any]]:
-    cur = conn.execute("SELECT * FROM core.labelled_templates WHERE month = $month AND segment = $segment "
-                       "ORDER BY performance_label, performance_rank", {"month": month, "segment": segment})
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
+    return fetch_dicts(conn, "SELECT * FROM core.labelled_templates WHERE month = $month AND segment = $segment "
+                             "ORDER BY performance_label, performance_rank", {"month": month, "segment": segment})
 
 
 def message(row: dict[str, Any], prefix: str = "") -> str:
