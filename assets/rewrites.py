@@ -15,6 +15,7 @@ REWRITES = dg.AssetKey(["agents", "template_rewrites"])
 
 class RewriteConfig(dg.Config):
     max_llm_rewrites: int = Field(default=300, description="Cap per partition when the writer is an LLM; none offline.")
+    guard_rounds: int = Field(default=2, description="Re-asks of an LLM whose rewrite breaks a guardrail.")
 
 
 @dg.asset(key=REWRITES, deps=[dg.AssetKey(["agents", "exemplar_matches"]), dg.AssetKey(["agents", "problem_analyses"]),
@@ -22,7 +23,10 @@ class RewriteConfig(dg.Config):
           partitions_def=month_segment_partitions, group_name="rewrites", kinds={"duckdb"}, pool=DUCKDB_POOL,
           metadata={"dagster/table_name": "agents.template_rewrites"},
           check_specs=[dg.AssetCheckSpec("path_follows_exemplars", asset=REWRITES,
-                                         description="Path 1 iff own strong exemplars, path 2 iff retrieved ones.")])
+                                         description="Path 1 iff own strong exemplars, path 2 iff retrieved ones."),
+                       dg.AssetCheckSpec("accepted_rewrites_pass_guardrails", asset=REWRITES,
+                                         description="No rewrite is accepted with a failed offer-fact, language or "
+                                                     "length check.")])
 def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, duckdb: CRMWarehouse,
                       llm: LLMResource) -> dg.MaterializeResult:
     """Rewrite each weak template: own exemplars (path 1), retrieved ones (path 2), or rule-based (path 3)."""
@@ -39,17 +43,44 @@ def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, 
                                      "WHERE month = $month AND segment = $segment", p).fetchall())
         diagnosis = conn.execute("SELECT analysis FROM agents.segment_diagnoses WHERE month = $month AND segment = $segment",
                                  p).fetchone()
-        out = workflow.rewrite_weak(ctx, rows, matches, problems, (diagnosis or [None])[0] or "", config.max_llm_rewrites)
+        # Product types sold this month: a rewrite naming one its plan does not bind is a violation.
+        vocabulary = frozenset(v for (v,) in conn.execute(
+            "SELECT DISTINCT lower(category_l3) FROM staging.products WHERE month = $month AND category_l3 IS NOT NULL",
+            {"month": month}).fetchall())
+        out = workflow.rewrite_weak(ctx, rows, matches, problems, (diagnosis or [None])[0] or "", config.max_llm_rewrites,
+                                    vocabulary, config.guard_rounds)
         n = write_rows(conn, "agents.template_rewrites", out, month, segment)
         preview = preview_markdown(conn, "SELECT path, original_title, new_title, new_body FROM agents.template_rewrites "
                                          "WHERE month = $month AND segment = $segment AND status = 'ok' "
                                          "ORDER BY path, aggregate_id LIMIT 6", p)
     wrong_path = sum(1 for w in out if w["path"] != workflow.route({}, matches.get(w["aggregate_id"], []))[0])
+    accepted_bad = sum(1 for w in out if w["status"] == "ok" and not w.get("guard_passed"))
+    guard = violation_rates(out)
     by_path = {f"path_{k}": sum(w["path"] == k for w in out) for k in (1, 2, 3)}
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": n, **by_path, "failed": sum(w["status"] != "ok" for w in out),
+        metadata={"dagster/row_count": n, **by_path, "failed": sum(w["status"] == "failed" for w in out),
+                  "rejected": sum(w["status"] == "rejected" for w in out),
+                  "replaced_by_rules": sum(bool(w.get("replaced_by_rules")) for w in out),
+                  "guardrail_violations": dg.MetadataValue.md(guard),
                   "backend": ctx.backend("template"), "model": ctx.model("template"),
                   "preview": dg.MetadataValue.md(preview), **llm_metadata(ctx.llm_runs)},
         check_results=[dg.AssetCheckResult(check_name="path_follows_exemplars", passed=wrong_path == 0,
-                                           metadata={"wrong_path": wrong_path})],
+                                           metadata={"wrong_path": wrong_path}),
+                       dg.AssetCheckResult(check_name="accepted_rewrites_pass_guardrails", passed=accepted_bad == 0,
+                                           metadata={"accepted_with_violations": accepted_bad})],
     )
+
+
+def violation_rates(out: list[dict]) -> str:
+    """First-attempt guardrail violation rate per path, writer backend and model, as markdown."""
+    groups: dict[tuple, list[int]] = {}
+    for w in out:
+        if w.get("first_violations") is None:
+            continue
+        key = (w["path"], w["attempted_backend"], w["model"] if not w.get("replaced_by_rules") else "(replaced)")
+        stats = groups.setdefault(key, [0, 0])
+        stats[0] += 1
+        stats[1] += bool(w["first_violations"])
+    lines = ["| path | writer | model | rewrites | violating first attempt | rate |", "|---|---|---|---|---|---|"]
+    lines += [f"| {p} | {b} | {m} | {n} | {v} | {v / n:.1%} |" for (p, b, m), (n, v) in sorted(groups.items())]
+    return "\n".join(lines)

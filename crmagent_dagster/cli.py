@@ -78,13 +78,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def print_summary(db: str | None, month: str) -> None:
-    import duckdb
-
-    from crmagent_dagster.resources import duckdb_path
+    from crmagent_dagster.resources import connect_waiting, duckdb_path
     from crmagent_dagster.summary import month_summary
 
     path = db or duckdb_path()
-    with duckdb.connect(path, read_only=True) as conn:
+    with connect_waiting(path, read_only=True) as conn:  # another run may hold the write lock
         print(month_summary(conn, month))
     print(f"\nDuckDB file: {path}")
     print(f"Open the UI: DAGSTER_HOME={os.environ.get('DAGSTER_HOME', '<unset>')} .venv/bin/dagster dev   "

@@ -30,15 +30,53 @@ def landing_dir() -> str:
     return os.environ.get("CRMAGENT_LANDING_DIR") or str(DATA_DIR / "landing")
 
 
+def connect_waiting(database: str, read_only: bool = False, timeout_s: float = 600.0, config: dict | None = None):
+    """duckdb.connect, waiting (with jitter) while another process holds DuckDB's single write lock."""
+    import duckdb
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+    def locked(e: BaseException) -> bool:
+        return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+
+    for attempt in Retrying(stop=stop_after_delay(timeout_s), retry=retry_if_exception(locked),
+                            wait=wait_random_exponential(multiplier=0.05, max=2.0), reraise=True):
+        with attempt:
+            return duckdb.connect(database, read_only=read_only, config=config or {})
+    raise AssertionError("unreachable")
+
+
 class CRMWarehouse(DuckDBResource):
-    """dagster-duckdb's resource (with its retry on a locked file), creating the folder on first use."""
+    """dagster-duckdb's resource (with its retry on a locked file), creating the folder on first use.
+
+    After every run it publishes the read-only snapshot dashboards use (see publish.py).
+    """
+
+    publish_snapshot: bool = Field(default=True, description="Publish the dashboard snapshot after each run.")
+    lock_timeout_s: float = Field(default=600.0, description="How long a run waits for another process's write lock.")
 
     @contextmanager
     def get_connection(self) -> Iterator:
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as conn:
+        conn = self._connect_waiting()
+        try:
             yield conn
+        finally:
+            conn.close()
+
+    def _connect_waiting(self):
+        config = {"custom_user_agent": "dagster", **self.connection_config}
+        return connect_waiting(self.database, timeout_s=self.lock_timeout_s, config=config)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if not self.publish_snapshot or self.database == ":memory:" or not Path(self.database).exists():
+            return
+        from crmagent_dagster.publish import publish, snapshot_path
+
+        with self.get_connection() as conn:
+            counts = publish(conn, snapshot_path(self.database))
+        if context.log:
+            context.log.info(f"published {len(counts)} table(s) to {snapshot_path(self.database)}")
 
 
 @dataclass

@@ -183,9 +183,20 @@ def test_llm_chain_through_a_local_server(month_db, tmp_path):
         consistency = [m.metadata["position_consistency_rate"].value for m in pref_md if "position_consistency_rate" in m.metadata]
         assert consistency == [0.0]
         # Lineage: backend, model and prompt version stored with every output.
-        lineage = rows(db, "SELECT DISTINCT backend, model, split_part(prompt_version, '@', 1) FROM agents.template_rewrites")
-        assert {(b, m) for b, m, _ in lineage} == {("llm", "writer")}
-        assert {p for _, _, p in lineage} <= {"template_exemplar", "template_rule_based"}
+        lineage = rows(db, "SELECT DISTINCT backend, model, attempted_backend, replaced_by_rules, "
+                           "split_part(prompt_version, '@', 1) FROM agents.template_rewrites")
+        assert {(b, m, r) for b, m, _, r, _ in lineage} <= {("llm", "writer", False),
+                                                           ("rules", "hybrid-rule-engine-v1", True)}
+        assert {a for _, _, a, _, _ in lineage} == {"llm"}
+        assert {p for *_, p in lineage} <= {"template_exemplar", "template_rule_based"}
+        # The fake writes English: rewrites of Malay/Indonesian templates broke the language guardrail, were asked
+        # again with the violation fed back, and then replaced by the rule engine's rewrite.
+        replaced = rows(db, "SELECT count(*) FROM agents.template_rewrites t JOIN core.labelled_templates l "
+                            "USING (month, segment, aggregate_id) WHERE t.replaced_by_rules AND l.language <> 'en'")[0][0]
+        assert replaced == rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE replaced_by_rules")[0][0] > 0
+        retried = [b for b in server.bodies if "breaks these rules: language_kept" in b["messages"][-1]["content"]]
+        assert retried
+        assert rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE status = 'ok' AND NOT guard_passed") == [(0,)]
         assert rows(db, "SELECT DISTINCT model FROM agents.preference_judgments") == [("judge",)]
         # Merchant text reached the server only inside the data fence.
         rewrite_prompt = next(b["messages"][-1]["content"] for b in server.bodies

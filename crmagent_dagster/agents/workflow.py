@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from crmagent_dagster.agents import content, judge
+from crmagent_dagster.agents import content, guardrails, judge
 from crmagent_dagster.agents.auditor import audit, audit_features
 from crmagent_dagster.agents.prompts import Merchant, render
 from crmagent_dagster.agents.rewriter import Facts, Style, rewrite, voucher_facts
@@ -151,14 +151,22 @@ def route(weak: dict[str, Any], matches: list[dict[str, Any]]) -> tuple[int, lis
 
 
 def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], matches: dict[str, list[dict[str, Any]]],
-                 problems: dict[str, str], diagnosis: str, cap: int | None) -> list[dict[str, Any]]:
+                 problems: dict[str, str], diagnosis: str, cap: int | None,
+                 vocabulary: frozenset[str] = frozenset(), guard_rounds: int = 2) -> list[dict[str, Any]]:
+    """Rewrite every weak template, then hold each rewrite to the guardrails.
+
+    An LLM rewrite that breaks a guardrail is asked again with the violations fed back, up to
+    `guard_rounds` times; failing that it is replaced by the rule engine's fact-built rewrite, and
+    if even that fails it is stored as 'rejected', never as accepted ('ok').
+    """
     by_id = {r["aggregate_id"]: r for r in rows}
     weak = [r for r in rows if r["performance_label"] == "weak"]
     backend = ctx.backend("template")
     if backend != RULES and cap is not None and len(weak) > cap:
         ctx.log(f"{ctx.segment}: rewriting the {cap} lowest-scoring of {len(weak)} weak templates (llm cap)")
         weak = sorted(weak, key=lambda r: r["mean_score"])[:cap]
-    out, requests, pending = [], [], {}
+    out: dict[str, dict[str, Any]] = {}
+    requests: dict[str, LLMRequest] = {}
     for r in weak:
         path, exemplars = route(r, matches.get(r["aggregate_id"], []))
         ex_rows = [by_id[m["exemplar_aggregate_id"]] for m in exemplars if m["exemplar_aggregate_id"] in by_id]
@@ -168,13 +176,13 @@ def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], matches: dict[str, li
                "exemplar_aggregate_ids": [e["aggregate_id"] for e in ex_rows],
                "exemplar_similarity": [m.get("similarity") for m in exemplars][: len(ex_rows)],
                "language": r.get("language"), "original_title": r.get("title"), "original_body": r.get("body"),
-               "backend": backend, "model": ctx.model("template")}
+               "backend": backend, "attempted_backend": backend, "model": ctx.model("template"),
+               "guard_rounds": 0, "replaced_by_rules": False, "changes": [], "prompt_version": None}
         if backend == RULES:
             style = Style.of(ex_rows[0]["title"] or "", ex_rows[0]["body"] or "", ex_rows[0].get("language")) if ex_rows else None
-            _, original_audit = _feature_audit(r, must_label=True)
-            rw = rewrite(rule_facts(r), style, fixes=original_audit.error_type)
-            out.append({**row, "new_title": rw.title, "new_body": rw.body, "changes": rw.changes,
-                        "prompt_version": None, "status": "ok", "error": None})
+            rw = rewrite(rule_facts(r), style, fixes=_feature_audit(r, must_label=True)[1].error_type)
+            out[r["aggregate_id"]] = {**row, "new_title": rw.title, "new_body": rw.body, "changes": rw.changes,
+                                      "status": "ok", "error": None}
             continue
         if path == 3:
             p = render("template_rule_based", original=Merchant(message(r)), facts=facts_text(r))
@@ -183,16 +191,59 @@ def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], matches: dict[str, li
                        poor_reason=problems.get(r["aggregate_id"]) or "Under-performed its segment.",
                        good_templates=Merchant("\n".join(f"- {message(e)}" for e in ex_rows)),
                        good_reason=diagnosis, facts=facts_text(r))
-        pending[r["aggregate_id"]] = (row, p.version)
-        requests.append(LLMRequest(r["aggregate_id"], "template", p.messages, Rewrite, p.version))
+        out[r["aggregate_id"]] = {**row, "prompt_version": p.version}
+        requests[r["aggregate_id"]] = LLMRequest(r["aggregate_id"], "template", p.messages, Rewrite, p.version)
     if requests:
-        results = ctx.ask("template_rewrites", requests)
-        for agg, (row, version) in pending.items():
-            res = results[agg]
-            parsed = res.parsed or {}
-            out.append({**row, "new_title": parsed.get("title"), "new_body": parsed.get("body"), "changes": [],
-                        "prompt_version": version, "status": res.status, "error": res.error})
-    return out
+        _take(out, ctx.ask("template_rewrites", list(requests.values())))
+    _guard(ctx, out, by_id, requests, vocabulary, guard_rounds)
+    return list(out.values())
+
+
+def _take(out: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:
+    for agg, res in results.items():
+        parsed = res.parsed or {}
+        out[agg].update(new_title=parsed.get("title"), new_body=parsed.get("body"), status=res.status, error=res.error)
+
+
+def _guard(ctx: Context, out: dict[str, dict[str, Any]], by_id: dict[str, dict[str, Any]],
+           requests: dict[str, LLMRequest], vocabulary: frozenset[str], rounds: int) -> None:
+    def verdicts(agg: str) -> list:
+        w = out[agg]
+        return guardrails.check_rewrite(w["new_title"] or "", w["new_body"] or "", by_id[agg], vocabulary)
+
+    checks = {agg: verdicts(agg) for agg, w in out.items() if w["status"] == "ok"}
+    for agg, cs in checks.items():
+        out[agg]["first_violations"] = [c.name for c in cs if not c.passed]
+    for round_ in range(1, rounds + 1):
+        failing = [agg for agg, cs in checks.items() if not guardrails.passed(cs) and agg in requests]
+        if not failing:
+            break
+        retry = []
+        for agg in failing:
+            w, first = out[agg], requests[agg]
+            reply = json.dumps({"title": w["new_title"], "body": w["new_body"]}, ensure_ascii=False)
+            messages = first.messages + ({"role": "assistant", "content": reply},
+                                         {"role": "user", "content": "That rewrite breaks these rules: "
+                                          f"{guardrails.feedback(checks[agg])}. Rewrite it again, stating only the "
+                                          "facts given, in the original's language, within the length limits."})
+            retry.append(LLMRequest(agg, "template", messages, Rewrite, first.prompt_version))
+        results = ctx.ask(f"template_rewrites.guard{round_}", retry)
+        for agg in failing:
+            out[agg]["guard_rounds"] = round_
+            if results[agg].ok:
+                _take(out, {agg: results[agg]})
+                checks[agg] = verdicts(agg)
+    for agg, cs in checks.items():
+        w = out[agg]
+        if not guardrails.passed(cs) and w["backend"] != RULES:  # fall back to the fact-built rewrite
+            rw = rewrite(rule_facts(by_id[agg]), fixes=_feature_audit(by_id[agg], must_label=True)[1].error_type)
+            w.update(new_title=rw.title, new_body=rw.body, changes=rw.changes + ["replaced an LLM rewrite that "
+                     f"broke: {guardrails.feedback(cs)}"], replaced_by_rules=True, backend=RULES, model=RULE_MODEL)
+            cs = checks[agg] = verdicts(agg)
+        w["guard_checks"] = json.dumps(guardrails.as_records(cs), ensure_ascii=False)
+        w["guard_passed"] = guardrails.passed(cs)
+        if not w["guard_passed"]:
+            w.update(status="rejected", error=f"guardrails: {guardrails.feedback(cs)}")
 
 
 # --- EvaluateAgent -------------------------------------------------------------------------------
