@@ -43,6 +43,39 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reclaim_dead_runs(instance) -> list[str]:
+    """Fail runs this CLI started whose process is gone (killed), and free their pool slots.
+
+    Without a daemon nothing notices a killed in-process run: its `duckdb_writer` slot stays
+    claimed and the next run would wait for it forever.
+    """
+    import socket
+
+    import dagster as dg
+
+    reclaimed = []
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED],
+                                                   tags={"crmagent/launcher": "cli"}))
+    for run in runs:
+        pid = int(run.tags.get("crmagent/pid", "0"))
+        if run.tags.get("crmagent/host") != socket.gethostname() or not pid or _pid_alive(pid):
+            continue
+        instance.report_run_failed(run, f"process {pid} that ran it is gone (killed?); reclaimed by crmagent refresh")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reclaimed.append(run.run_id)
+    return reclaimed
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     import dagster as dg
 
@@ -51,13 +84,18 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     home = ensure_dagster_home()
     defs = build_definitions(database=args.db, synthetic_logs=args.logs)
+    import socket
+
     instance = dg.DagsterInstance.get()
+    for run_id in reclaim_dead_runs(instance):
+        print(f"reclaimed run {run_id}: its process is gone, so it is marked failed and its slots are freed")
+    tags = {"crmagent/launcher": "cli", "crmagent/pid": str(os.getpid()), "crmagent/host": socket.gethostname()}
     # The runs (with every log line) are in the UI; the terminal only needs warnings and our progress.
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     started = time.perf_counter()
     print(f"refreshing {args.month}: raw -> staging -> engagement ...", flush=True)
     result = defs.resolve_job_def("monthly_logs_job").execute_in_process(
-        partition_key=args.month, instance=instance, run_config=quiet)
+        partition_key=args.month, instance=instance, run_config=quiet, tags=tags)
     if not result.success:
         print(f"monthly_logs_job failed for {args.month}; see the run in the UI (DAGSTER_HOME={home})", file=sys.stderr)
         return 1
@@ -66,7 +104,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     for segment in segments:
         print(f"  segment {segment} ...", flush=True)
         key = dg.MultiPartitionKey({"month": args.month, "segment": segment})
-        run = defs.resolve_job_def("segment_job").execute_in_process(partition_key=key, instance=instance, run_config=quiet)
+        run = defs.resolve_job_def("segment_job").execute_in_process(partition_key=key, instance=instance,
+                                                                     run_config=quiet, tags=tags)
         if not run.success:
             failed.append(segment)
     print(f"\nrefreshed {args.month} in {time.perf_counter() - started:.1f}s")

@@ -50,8 +50,7 @@ class FakeOpenAI:
         self.batch_line = None  # fn(request line dict) -> output line dict | None (None = expired)
         self.auth_headers: list[str] = []
         self._lock = threading.Lock()
-        ThreadingHTTPServer.request_queue_size = 1024  # the default backlog of 5 drops bursts of connects
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -160,6 +159,17 @@ class FakeOpenAI:
                 return self._send(404, {"error": {"message": f"no route {self.path}"}})
 
         return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the default backlog of 5 drops bursts of connects
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):  # a killed client is expected
+            super().handle_error(request, client_address)
 
 
 def _public(batch: dict) -> dict:

@@ -183,11 +183,13 @@ class LLMResource(dg.ConfigurableResource):
 
 
 def llm_resource_from_env() -> LLMResource:
-    """The LLM layer as configured by the environment: OPENAI_BASE_URL, OPENAI_API_KEY, CRMAGENT_LLM_MODEL."""
+    """The LLM layer as configured by the environment: OPENAI_BASE_URL, OPENAI_API_KEY, CRMAGENT_LLM_MODEL,
+    CRMAGENT_LLM_MODE, CRMAGENT_LLM_CONCURRENCY."""
     return LLMResource(
         configured=bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")),
         base_url=os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
         api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None,
         default_model=os.environ.get("CRMAGENT_LLM_MODEL") or "gpt-4o",
         mode=os.environ.get("CRMAGENT_LLM_MODE") or "online",
+        concurrency=int(os.environ.get("CRMAGENT_LLM_CONCURRENCY") or 16),
     )
