@@ -46,8 +46,10 @@ def content_agent(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, llm: 
 
 
 def guidance_markdown(segment_label: str, diagnosis: dict, example: dict | None) -> str:
-    steps = json.loads(diagnosis["success_patterns"] or "[]") + json.loads(diagnosis["failure_patterns"] or "[]")
-    lines = [f"### Writing guidance: {segment_label}", "", diagnosis["analysis"] or "", ""]
+    # A failed LLM diagnosis stores JSON null: guidance then falls back to the generic first step.
+    steps = (json.loads(diagnosis["success_patterns"] or "null") or []) + (json.loads(diagnosis["failure_patterns"] or "null") or [])
+    analysis = diagnosis["analysis"] or f"(no diagnosis: {diagnosis.get('error') or 'not available'})"
+    lines = [f"### Writing guidance: {segment_label}", "", analysis, ""]
     lines += [f"{i}. {step}" for i, step in enumerate(steps, 1)] or ["1. State the offer exactly and end with a call to action."]
     if example:
         lines += ["", "**Before**", f"> {example['original_title']} — {example['original_body']}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import MONTH, after, event, load_raw, log, run_month
+from sql_fixtures import MONTH, after, event, load_raw, log, run_month
 from crmagent_dagster import pipeline as P
 from crmagent_dagster.segments import EVENT_WEIGHTS
 

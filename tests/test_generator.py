@@ -7,7 +7,7 @@ import re
 import polars as pl
 import pytest
 
-from conftest import MONTH, run_month
+from sql_fixtures import MONTH, run_month
 from crmagent_dagster import pipeline as P
 from crmagent_dagster.segments import SEGMENT_SHARES
 from crmagent_dagster.synthetic.catalog import DEFECT_TARGETS, MARKETS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import MONTH, after, event, load_raw, log, ts
+from sql_fixtures import MONTH, after, event, load_raw, log, ts
 from crmagent_dagster import pipeline as P
 from crmagent_dagster.raw_schema import RAW_TABLES
 

@@ -1,7 +1,8 @@
 -- staging.vouchers: voucher facts, the only source of truth for any offer a message may state.
 -- Rules, first broken wins: null_key, unknown_voucher_type, invalid_number (a numeric field is not a
 -- number), impossible_value (percentage outside (0, 100], non-positive amount, negative min_spend,
--- non-positive cap), malformed_timestamp (expires_at), duplicate_key (first row wins).
+-- non-positive cap), invalid_currency (not a three-letter code), malformed_timestamp (expires_at),
+-- duplicate_key (first row wins). A well-formed but unfamiliar code (e.g. 'XYZ') is kept and stated as-is.
 WITH src AS (
     SELECT month, _source, _row_id,
         NULLIF(TRIM(voucher_id), '') AS voucher_id,
@@ -33,6 +34,7 @@ pre AS (
               OR (voucher_type = 'fixed_amount_off' AND NOT discount_value > 0)
               OR coalesce(discount_value, 0) < 0
               OR min_spend < 0 OR max_discount <= 0 THEN 'impossible_value'
+            WHEN currency IS NOT NULL AND NOT regexp_full_match(currency, '[A-Z]{3}') THEN 'invalid_currency'
             WHEN expires_at_text IS NOT NULL AND expires_at IS NULL THEN 'malformed_timestamp'
         END AS _pre_rule
     FROM src
@@ -51,6 +53,7 @@ SELECT month, voucher_id, shop_id, voucher_type, coalesce(discount_value, 0) AS 
         WHEN _pre_rule IN ('invalid_number', 'impossible_value') THEN concat_ws(', ',
             'discount_value=' || coalesce(discount_value_text, 'NULL'), 'min_spend=' || coalesce(min_spend_text, 'NULL'),
             'max_discount=' || coalesce(max_discount_text, 'NULL'))
+        WHEN _pre_rule = 'invalid_currency' THEN 'currency=' || currency
         WHEN _pre_rule = 'malformed_timestamp' THEN 'expires_at=' || expires_at_text
         WHEN _copy > 1 THEN 'voucher_id=' || voucher_id || ' already seen'
     END AS _detail
