@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from crmagent_dagster.agents import workflow
+from crmagent_dagster.agents.guardrails import DEFAULT_LIMITS
 from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
@@ -16,6 +17,10 @@ REWRITES = dg.AssetKey(["agents", "template_rewrites"])
 class RewriteConfig(dg.Config):
     max_llm_rewrites: int = Field(default=300, description="Cap per partition when the writer is an LLM; none offline.")
     guard_rounds: int = Field(default=2, description="Re-asks of an LLM whose rewrite breaks a guardrail.")
+    channel: str = Field(default="push", description="Channel whose length limits apply: push, im or email.")
+    length_limits: dict[str, list[int]] = Field(
+        default={k: list(v) for k, v in DEFAULT_LIMITS.items()},
+        description="Max [title, body] characters per channel.")
 
 
 @dg.asset(key=REWRITES, deps=[dg.AssetKey(["agents", "exemplar_matches"]), dg.AssetKey(["agents", "problem_analyses"]),
@@ -47,8 +52,11 @@ def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, 
         vocabulary = frozenset(v for (v,) in conn.execute(
             "SELECT DISTINCT lower(category_l3) FROM staging.products WHERE month = $month AND category_l3 IS NOT NULL",
             {"month": month}).fetchall())
+        if config.channel not in config.length_limits:
+            raise ValueError(f"channel {config.channel!r} has no length limits; configured: {sorted(config.length_limits)}")
+        limits = {k: (v[0], v[1]) for k, v in config.length_limits.items()}
         out = workflow.rewrite_weak(ctx, rows, matches, problems, (diagnosis or [None])[0] or "", config.max_llm_rewrites,
-                                    vocabulary, config.guard_rounds)
+                                    vocabulary, config.guard_rounds, config.channel, limits)
         n = write_rows(conn, "agents.template_rewrites", out, month, segment)
         preview = preview_markdown(conn, "SELECT path, original_title, new_title, new_body FROM agents.template_rewrites "
                                          "WHERE month = $month AND segment = $segment AND status = 'ok' "

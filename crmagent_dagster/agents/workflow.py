@@ -152,7 +152,8 @@ def route(weak: dict[str, Any], matches: list[dict[str, Any]]) -> tuple[int, lis
 
 def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], matches: dict[str, list[dict[str, Any]]],
                  problems: dict[str, str], diagnosis: str, cap: int | None,
-                 vocabulary: frozenset[str] = frozenset(), guard_rounds: int = 2) -> list[dict[str, Any]]:
+                 vocabulary: frozenset[str] = frozenset(), guard_rounds: int = 2, channel: str = "push",
+                 limits: dict[str, tuple[int, int]] | None = None) -> list[dict[str, Any]]:
     """Rewrite every weak template, then hold each rewrite to the guardrails.
 
     An LLM rewrite that breaks a guardrail is asked again with the violations fed back, up to
@@ -195,7 +196,7 @@ def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], matches: dict[str, li
         requests[r["aggregate_id"]] = LLMRequest(r["aggregate_id"], "template", p.messages, Rewrite, p.version)
     if requests:
         _take(out, ctx.ask("template_rewrites", list(requests.values())))
-    _guard(ctx, out, by_id, requests, vocabulary, guard_rounds)
+    _guard(ctx, out, by_id, requests, vocabulary, guard_rounds, channel, limits)
     return list(out.values())
 
 
@@ -206,10 +207,11 @@ def _take(out: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:
 
 
 def _guard(ctx: Context, out: dict[str, dict[str, Any]], by_id: dict[str, dict[str, Any]],
-           requests: dict[str, LLMRequest], vocabulary: frozenset[str], rounds: int) -> None:
+           requests: dict[str, LLMRequest], vocabulary: frozenset[str], rounds: int, channel: str = "push",
+           limits: dict[str, tuple[int, int]] | None = None) -> None:
     def verdicts(agg: str) -> list:
         w = out[agg]
-        return guardrails.check_rewrite(w["new_title"] or "", w["new_body"] or "", by_id[agg], vocabulary)
+        return guardrails.check_rewrite(w["new_title"] or "", w["new_body"] or "", by_id[agg], vocabulary, channel, limits)
 
     checks = {agg: verdicts(agg) for agg, w in out.items() if w["status"] == "ok"}
     for agg, cs in checks.items():

@@ -103,3 +103,12 @@ def test_an_invented_discount_without_any_voucher_is_refused(reliability):
     checks = check_rewrite("20% off everything", "Shop now!", bare, VOCAB)
     assert {c.name for c in checks if not c.passed} == {"percentages_supported", "incentive_supported"}
     reliability.record("guardrails")
+
+
+def test_length_limits_are_configurable_per_channel(reliability):
+    long_body = "Check out now! " * 12  # 180 characters
+    assert passed(check_rewrite("RM3 off", long_body, FACTS, VOCAB, "push"))
+    tight = {"push": (65, 100)}
+    checks = check_rewrite("RM3 off", long_body, FACTS, VOCAB, "push", tight)
+    assert [c.reason for c in checks if not c.passed] == ["body 180 > 100"]
+    reliability.record("guardrails")
