@@ -6,6 +6,7 @@ hub download. Vectors are L2-normalised, so inner product = cosine similarity.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import polars as pl
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
@@ -114,8 +116,6 @@ CREATE TABLE IF NOT EXISTS agents.metadata_embeddings (
 
 
 def metadata_key(text: str) -> str:
-    import hashlib
-
     return hashlib.md5(text.encode()).hexdigest()
 
 
@@ -124,8 +124,6 @@ def month_embeddings(conn, month: str, texts: list[str]) -> tuple[dict[str, np.n
 
     Returns (key -> vector, newly embedded, reused).
     """
-    import polars as pl
-
     conn.execute("CREATE SCHEMA IF NOT EXISTS agents")
     conn.execute(EMBEDDINGS_DDL)
     wanted = {metadata_key(t): t for t in texts}
