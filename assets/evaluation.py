@@ -1,8 +1,10 @@
 """Stage 8, evaluation (EvaluateAgent): Fig. 5 scores and Fig. 6 preferences judged in both orders."""
 
 import dagster as dg
+from pydantic import Field
 
 from crmagent_dagster.agents import workflow
+from crmagent_dagster.agents.faithfulness import DEFAULT_LAYERS, bertscore_f1, chrf, model_label
 from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
@@ -61,3 +63,40 @@ def evaluate_agent(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, llm:
         "position_consistency_rate": round(consistent / len(judged), 3) if judged else None})
     yield dg.AssetCheckResult(asset_key=PREFERENCES, check_name="verdict_needs_both_orders", passed=bad == 0,
                               metadata={"inconsistent_with_verdict": bad})
+
+
+FAITHFULNESS = dg.AssetKey(["agents", "faithfulness_scores"])
+
+
+class FaithfulnessConfig(dg.Config):
+    bertscore_model: str = Field(default="", description="Hugging Face id or local path; empty = the packaged "
+                                                         "all-MiniLM-L6-v2 (the paper used xlm-roberta-large).")
+    bertscore_layers: int = Field(default=DEFAULT_LAYERS, description="Layer whose embeddings BERTScore compares.")
+
+
+@dg.asset(key=FAITHFULNESS, deps=[REWRITES], partitions_def=month_segment_partitions, group_name="evaluation",
+          kinds={"duckdb"}, pool=DUCKDB_POOL, metadata={"dagster/table_name": "agents.faithfulness_scores"},
+          check_specs=[dg.AssetCheckSpec("scores_in_range", asset=FAITHFULNESS,
+                                         description="BERTScore-F1 in [-1, 1] and chrF in [0, 100] for every rewrite.")])
+def faithfulness_scores(context: dg.AssetExecutionContext, config: FaithfulnessConfig,
+                        duckdb: CRMWarehouse) -> dg.MaterializeResult:
+    """Table 2: BERTScore-F1 and chrF of every accepted rewrite against its original."""
+    month, segment = month_and_segment(context)
+    p = {"month": month, "segment": segment}
+    with duckdb.get_connection() as conn:
+        done = fetch_dicts(conn, "SELECT * FROM agents.template_rewrites WHERE month = $month AND segment = $segment "
+                                 "AND status = 'ok' ORDER BY aggregate_id", p)
+        candidates = [f"{w['new_title']}\n{w['new_body']}" for w in done]
+        references = [f"{w['original_title'] or ''}\n{w['original_body'] or ''}" for w in done]
+        f1 = bertscore_f1(candidates, references, config.bertscore_model or None, config.bertscore_layers)
+        label = model_label(config.bertscore_model or None, config.bertscore_layers)
+        rows = [{"month": month, "segment": segment, "aggregate_id": w["aggregate_id"], "template_id": w["template_id"],
+                 "path": w["path"], "bertscore_f1": f, "chrf": chrf(c, r), "bertscore_model": label,
+                 "writer_backend": w["backend"]} for w, f, c, r in zip(done, f1, candidates, references)]
+        n = write_rows(conn, "agents.faithfulness_scores", rows, month, segment)
+    bad = sum(1 for r in rows if not (-1 <= r["bertscore_f1"] <= 1 and 0 <= r["chrf"] <= 100))
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": n, "bertscore_model": label,
+                  "bertscore_f1_mean": _mean(r["bertscore_f1"] for r in rows), "chrf_mean": _mean(r["chrf"] for r in rows)},
+        check_results=[dg.AssetCheckResult(check_name="scores_in_range", passed=bad == 0, metadata={"out_of_range": bad})],
+    )

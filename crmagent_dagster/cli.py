@@ -108,6 +108,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
                                                                      run_config=quiet, tags=tags)
         if not run.success:
             failed.append(segment)
+    if not failed and not args.segment:  # the paper's tables need every segment of the month
+        print("  results: Table 1, Table 2, Figure 16 ...", flush=True)
+        if not defs.resolve_job_def("monthly_results_job").execute_in_process(
+                partition_key=args.month, instance=instance, run_config=quiet, tags=tags).success:
+            failed.append("results")
     print(f"\nrefreshed {args.month} in {time.perf_counter() - started:.1f}s")
     print_summary(args.db, args.month)
     if failed:

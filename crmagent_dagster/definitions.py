@@ -6,10 +6,17 @@ import os
 
 import dagster as dg
 
-from assets import audits, diagnosis, engagement, evaluation, raw, retrieval, rewrites, segments, staging
+from assets import audits, diagnosis, engagement, evaluation, raw, results, retrieval, rewrites, segments, staging
 from crmagent_dagster.llm import llm_resource_from_env
 from crmagent_dagster.resources import CRMWarehouse, LogSource, duckdb_path, landing_dir
-from crmagent_dagster.schedules import monthly_logs_job, monthly_refresh_schedule, segment_fanout_sensor, segment_job
+from crmagent_dagster.schedules import (
+    monthly_logs_job,
+    monthly_refresh_schedule,
+    monthly_results_job,
+    results_sensor,
+    segment_fanout_sensor,
+    segment_job,
+)
 
 
 def build_definitions(database: str | None = None, landing: str | None = None, synthetic_logs: int | None = None) -> dg.Definitions:
@@ -17,10 +24,10 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
     logs = synthetic_logs if synthetic_logs is not None else int(os.environ.get("CRMAGENT_SYNTHETIC_LOGS", "1000000"))
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [raw, staging, engagement, segments, retrieval, diagnosis, rewrites, evaluation, audits]),
-        jobs=[monthly_logs_job, segment_job],
+            [raw, staging, engagement, segments, retrieval, diagnosis, rewrites, evaluation, audits, results]),
+        jobs=[monthly_logs_job, segment_job, monthly_results_job],
         schedules=[monthly_refresh_schedule],
-        sensors=[segment_fanout_sensor],
+        sensors=[segment_fanout_sensor, results_sensor],
         resources={
             "duckdb": CRMWarehouse(database=database or duckdb_path()),
             "llm": llm_resource_from_env(),

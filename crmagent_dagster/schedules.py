@@ -28,6 +28,13 @@ segment_job = dg.define_asset_job(
     description="Per-segment assets (quartile labels and later stages) for one month x segment.",
 )
 
+monthly_results_job = dg.define_asset_job(
+    "monthly_results_job",
+    selection=dg.AssetSelection.groups("results"),
+    partitions_def=monthly_partitions,
+    description="The paper's tables for a month, once every segment is done.",
+)
+
 # Partitioned-job schedule: each tick runs the newest complete month, i.e. on 1 May it runs 2025-04.
 monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
     monthly_logs_job, name="monthly_refresh_schedule", day_of_month=1, hour_of_day=3,
@@ -60,3 +67,23 @@ def segment_fanout_sensor(context: dg.RunStatusSensorContext):
     if not month:
         return dg.SkipReason(f"run {context.dagster_run.run_id} has no partition tag")
     return segment_run_requests(month, context.dagster_run.run_id)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[segment_job],
+    request_job=monthly_results_job,
+    name="results_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When the last segment of a month has been audited, build that month's paper tables.",
+)
+def results_sensor(context: dg.RunStatusSensorContext):
+    key = context.dagster_run.tags.get("dagster/partition")
+    month = key.split("|")[0] if key else None
+    if not month:
+        return dg.SkipReason("segment run without a partition")
+    done = context.instance.get_materialized_partitions(dg.AssetKey(["agents", "template_audits"]))
+    missing = [s for s in SEGMENT_KEYS if f"{month}|{s}" not in done]
+    if missing:
+        return dg.SkipReason(f"{month}: waiting for {len(missing)} segment(s)")
+    return dg.RunRequest(run_key=f"results:{month}:{context.dagster_run.run_id}", partition_key=month)

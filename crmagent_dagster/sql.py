@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
-SCHEMAS = ("raw", "staging", "core", "agents")
+SCHEMAS = ("raw", "staging", "core", "agents", "results")
 QUARANTINE_TABLE = "staging.quarantine"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")

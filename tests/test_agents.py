@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from assets import audits, diagnosis, engagement, evaluation, raw, retrieval, rewrites, segments, staging
+from assets import audits, diagnosis, engagement, evaluation, raw, results, retrieval, rewrites, segments, staging
 from crmagent_dagster.adhoc import metadata_text
 from crmagent_dagster.agents import workflow
 from crmagent_dagster.agents.retrieval import IndexUnavailable, Member, build_index, month_embeddings, read_index, search
@@ -23,7 +23,8 @@ from fake_openai import FakeOpenAI, Reply
 MONTHLY = [raw.raw_month, staging.staged_month, engagement.log_engagement, engagement.engagement_aggregates]
 SEGMENT_ASSETS = [segments.quartile_labels, segments.labelled_templates, retrieval.strong_template_index,
                   retrieval.exemplar_matches, diagnosis.content_agent, rewrites.template_rewrites,
-                  evaluation.evaluate_agent, audits.template_audits, diagnosis.writing_guidance]
+                  evaluation.evaluate_agent, evaluation.faithfulness_scores, audits.template_audits,
+                  diagnosis.writing_guidance]
 PARTITION = "2025-04|potential_new_customers"
 
 
@@ -120,6 +121,10 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     audited = dict(rows(db, "SELECT version, count(*) FROM agents.template_audits GROUP BY 1"))
     assert audited == {"original": weak, "rewrite": weak}
     assert rows(db, "SELECT count(*) FROM agents.template_audits WHERE version = 'original' AND error_type = 'none'") == [(0,)]
+    faithful = rows(db, "SELECT count(*), min(bertscore_f1), max(bertscore_f1), avg(chrf), any_value(bertscore_model) "
+                        "FROM agents.faithfulness_scores")[0]
+    assert faithful[0] == weak and 0 < faithful[1] <= faithful[2] < 1 and 0 < faithful[3] < 100
+    assert "all-MiniLM-L6-v2" in faithful[4] and "layer 4" in faithful[4]
     before, after = rows(db, "SELECT avg(original_marketing), avg(rewrite_marketing) FROM agents.rewrite_scores")[0]
     assert after > before
     # Retrieval respected its rules in the stored matches.
@@ -131,6 +136,18 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
         for r in cur.fetchall():
             row = dict(zip(cols, r))
             assert metadata_text(row) == row["metadata_text"]
+    # The paper's tables for the month (one segment done here): Table 1, Table 2, Figure 16.
+    res = {"duckdb": CRMWarehouse(database=db), "llm": LLMResource(),
+           "log_source": LogSource(landing_dir="/nonexistent", synthetic_logs=1)}
+    assert dg.materialize(MONTHLY + SEGMENT_ASSETS + [results.paper_tables], selection=[results.paper_tables],
+                          partition_key="2025-04", resources=res).success
+    t1 = rows(db, "SELECT segment, count, gen_preferred_pct, gen_preferred_ci_low, gen_preferred_ci_high, judge "
+                  "FROM results.table1 ORDER BY is_overall")
+    assert [r[0] for r in t1] == ["potential_new_customers", "Overall"] and t1[0][1] == t1[1][1] == weak
+    assert all(lo <= rate <= hi for _, _, rate, lo, hi, _ in t1) and t1[0][5] == "rules:hybrid-rule-engine-v1"
+    assert rows(db, "SELECT count FROM results.table2 WHERE is_overall") == [(weak,)]
+    shares = dict(rows(db, "SELECT version, round(sum(share), 3) FROM results.figure16 GROUP BY 1"))
+    assert shares == {"original": 1.0, "rewrite": 1.0}
     # Re-materializing gives the same rows (no duplicates).
     first = rows(db, "SELECT count(*), sum(hash(new_title || new_body)) FROM agents.template_rewrites")
     assert _materialize(db, LLMResource()).success
@@ -228,3 +245,13 @@ def test_rewrite_command_processes_good_lines_and_reports_bad_ones(tmp_path):
     assert records[1]["error"].startswith("line 2: segment")
     assert records[2]["error"].startswith("line 3: not JSON")
     assert records[3]["error"].startswith("line 4: discount_value")
+
+
+def test_faithfulness_metrics_rank_copies_above_unrelated_text():
+    from crmagent_dagster.agents.faithfulness import bertscore_f1, chrf
+
+    ref = "Did you forget something? Looks like you left something in your cart."
+    same, close, far = bertscore_f1([ref, "You left something in your cart. Check out now!", "Stock market news today."],
+                                    [ref, ref, ref])
+    assert same > 0.99 and same > close > far
+    assert chrf(ref, ref) == 100.0 and chrf("Stock market news today.", ref) < chrf("You left something in your cart.", ref)

@@ -31,6 +31,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "agents.preference_judgments": {**_KEYS, "path": I, "original_as_a": S, "rewrite_as_a": S, "verdict": S,
                                     "position_consistent": B, "writer_backend": S, "writer_model": S, **_LINEAGE},
     "agents.template_audits": {**_KEYS, "version": S, "error_type": S, "feedback": S, **_LINEAGE},
+    "agents.faithfulness_scores": {**_KEYS, "path": I, "bertscore_f1": F, "chrf": F, "bertscore_model": S,
+                                   "writer_backend": S},
     "agents.writing_guidance": {"month": S, "segment": S, "guidance": S, "example_template_id": S,
                                 "example_before": S, "example_after": S, "source_backend": S},
 }

@@ -1,0 +1,36 @@
+"""Stage 10, results: the paper's Table 1, Table 2 and Figure 16 for a month, across all its segments."""
+
+import dagster as dg
+
+from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
+from crmagent_dagster.resources import CRMWarehouse
+from crmagent_dagster.sql import preview_markdown, write_model
+
+TABLES = {
+    "table1": "Table 1: scores before/after and blind preference per segment and overall, with backends.",
+    "table2": "Table 2: faithfulness (BERTScore-F1, chrF) per segment and overall.",
+    "figure16": "Figure 16: Appendix D error types of weak originals and of rewrites.",
+}
+# Every segment of the month feeds the monthly results.
+BY_MONTH = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="month")
+UPSTREAM = [dg.AssetKey(["agents", n]) for n in ("rewrite_scores", "preference_judgments", "faithfulness_scores",
+                                                  "template_audits")]
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(["results", name], description=desc, group_name="results", kinds={"duckdb"},
+                        deps=[dg.AssetDep(k, partition_mapping=BY_MONTH) for k in UPSTREAM],
+                        metadata={"dagster/table_name": f"results.{name}"})
+           for name, desc in TABLES.items()],
+    partitions_def=monthly_partitions, pool=DUCKDB_POOL,
+)
+def paper_tables(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
+    month = context.partition_key
+    with duckdb.get_connection() as conn:
+        for name in TABLES:
+            rows = write_model(conn, f"results.{name}", {"month": month})
+            order = "is_overall, segment" if name != "figure16" else "version, count DESC"
+            preview = preview_markdown(conn, f"SELECT * EXCLUDE (month) FROM results.{name} WHERE month = $month "
+                                             f"ORDER BY {order}", {"month": month})
+            yield dg.MaterializeResult(asset_key=["results", name],
+                                       metadata={"dagster/row_count": rows, "table": dg.MetadataValue.md(preview)})
