@@ -4,7 +4,7 @@ import dagster as dg
 
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import preview_markdown, write_model
+from crmagent_dagster.sql import create_view, preview_markdown, write_model
 
 TABLES = {
     "table1": "Table 1: scores before/after and blind preference per segment and overall, with backends.",
@@ -13,6 +13,11 @@ TABLES = {
 }
 # Every segment of the month feeds the monthly results.
 BY_MONTH = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="month")
+MARTS = {
+    "rewrites": "One row per rewrite with every score, check and lineage field.",
+    "segment_summary": "One row per month x segment: paths, scores before/after, preference, faithfulness.",
+    "error_type_counts": "Appendix D error types per month x segment, originals and rewrites.",
+}
 UPSTREAM = [dg.AssetKey(["agents", n]) for n in ("rewrite_scores", "preference_judgments", "faithfulness_scores",
                                                   "template_audits")]
 
@@ -21,7 +26,11 @@ UPSTREAM = [dg.AssetKey(["agents", n]) for n in ("rewrite_scores", "preference_j
     specs=[dg.AssetSpec(["results", name], description=desc, group_name="results", kinds={"duckdb"},
                         deps=[dg.AssetDep(k, partition_mapping=BY_MONTH) for k in UPSTREAM],
                         metadata={"dagster/table_name": f"results.{name}"})
-           for name, desc in TABLES.items()],
+           for name, desc in TABLES.items()]
+    + [dg.AssetSpec(["marts", name], description=f"View for dashboards. {desc}", group_name="results",
+                    kinds={"duckdb"}, deps=[dg.AssetDep(k, partition_mapping=BY_MONTH) for k in UPSTREAM],
+                    metadata={"dagster/table_name": f"marts.{name}"})
+       for name, desc in MARTS.items()],
     partitions_def=monthly_partitions, pool=DUCKDB_POOL,
 )
 def paper_tables(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
@@ -34,3 +43,7 @@ def paper_tables(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
                                              f"ORDER BY {order}", {"month": month})
             yield dg.MaterializeResult(asset_key=["results", name],
                                        metadata={"dagster/row_count": rows, "table": dg.MetadataValue.md(preview)})
+        for name in MARTS:  # views: always current, so (re)creating them is all a month needs
+            create_view(conn, f"marts.{name}")
+            rows = conn.execute(f"SELECT count(*) FROM marts.{name} WHERE month = $month", {"month": month}).fetchone()[0]
+            yield dg.MaterializeResult(asset_key=["marts", name], metadata={"rows_for_month": rows})

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import duckdb
 
-# Everything a dashboard needs, nothing per-delivery or per-vector: schemas core/agents and the quarantine.
+# Everything a dashboard needs, nothing per-delivery or per-vector: schemas core/agents/results, the marts
+# (views, published as tables) and the quarantine.
 SKIP = {"core.log_engagement", "agents.metadata_embeddings"}
 EXTRA = ("staging.quarantine",)
 
@@ -34,8 +35,9 @@ def snapshot_path(database: str) -> Path:
 
 def published_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     names = [f"{s}.{t}" for s, t in conn.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-        "AND table_catalog = current_database() AND (table_schema IN ('core', 'agents') "
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND ((table_type = 'BASE TABLE' AND table_schema IN ('core', 'agents', 'results')) "
+        "OR (table_type = 'VIEW' AND table_schema = 'marts') "
         "OR table_schema || '.' || table_name IN (SELECT unnest($extra))) ORDER BY 1, 2",
         {"extra": list(EXTRA)}).fetchall()]
     return [n for n in names if n not in SKIP]

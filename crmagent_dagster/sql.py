@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
-SCHEMAS = ("raw", "staging", "core", "agents", "results")
+SCHEMAS = ("raw", "staging", "core", "agents", "results", "marts")
 QUARANTINE_TABLE = "staging.quarantine"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -103,6 +103,13 @@ def write_model(
         n = _replace_from(conn, table, "__model", partition)
         conn.execute("DROP TABLE __model")
     return n
+
+
+def create_view(conn: duckdb.DuckDBPyConnection, view: str) -> None:
+    """(Re)create `schema.view` from dbt_like_sql/<schema>/<view>.sql; views hold no partitions."""
+    sql = load_sql(view)
+    ensure_schemas(conn)
+    conn.execute(f"CREATE OR REPLACE VIEW {_table(view)} AS {sql}")
 
 
 def write_checked_model(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -148,6 +149,12 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     assert rows(db, "SELECT count FROM results.table2 WHERE is_overall") == [(weak,)]
     shares = dict(rows(db, "SELECT version, round(sum(share), 3) FROM results.figure16 GROUP BY 1"))
     assert shares == {"original": 1.0, "rewrite": 1.0}
+    # The marts keep a stable schema (tests/marts_schema.json); changing it is a deliberate edit of that file.
+    assert_marts_schema(db)
+    assert rows(db, "SELECT count(*) FROM marts.rewrites") == [(weak,)]
+    assert rows(db, "SELECT rewrites FROM marts.segment_summary") == [(weak,)]
+    with duckdb.connect(str(Path(db).with_name("wh_read.duckdb")), read_only=True) as snap:  # published for readers
+        assert snap.execute("SELECT count(*) FROM marts.rewrites").fetchone()[0] == weak
     # Re-materializing gives the same rows (no duplicates).
     first = rows(db, "SELECT count(*), sum(hash(new_title || new_body)) FROM agents.template_rewrites")
     assert _materialize(db, LLMResource()).success
@@ -255,3 +262,17 @@ def test_faithfulness_metrics_rank_copies_above_unrelated_text():
                                     [ref, ref, ref])
     assert same > 0.99 and same > close > far
     assert chrf(ref, ref) == 100.0 and chrf("Stock market news today.", ref) < chrf("You left something in your cart.", ref)
+
+
+MARTS_SCHEMA = Path(__file__).parent / "marts_schema.json"
+
+
+def assert_marts_schema(db: str) -> None:
+    with duckdb.connect(db, read_only=True) as c:
+        got = {view: {name: typ for name, typ, *_ in c.execute(f"DESCRIBE marts.{view}").fetchall()}
+               for view in ("rewrites", "segment_summary", "error_type_counts")}
+    if os.environ.get("UPDATE_MARTS_SCHEMA"):
+        MARTS_SCHEMA.write_text(json.dumps(got, indent=1) + "\n")
+    expected = json.loads(MARTS_SCHEMA.read_text())
+    same = got == expected and all(list(got[v]) == list(expected[v]) for v in got)  # names, types and order
+    assert same, "marts schema changed: update tests/marts_schema.json on purpose (UPDATE_MARTS_SCHEMA=1)"
