@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DEMO_MONTH ?= 2025-04
 DEMO_LOGS ?= 1000000
 
-.PHONY: demo test dev bench install lock clean
+.PHONY: demo test dev bench install lock clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/crmagent refresh --month $(DEMO_MONTH) --logs $(DEMO_LOGS)
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest
+
+# The UI test screenshots the asset graph with Debian's chromium (headless); install it if missing.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 dev: install
 	$(BIN)/python -c "from crmagent_dagster.cli import ensure_dagster_home; ensure_dagster_home()"
