@@ -10,7 +10,12 @@ TABLES = {
     "table1": "Table 1: scores before/after and blind preference per segment and overall, with backends.",
     "table2": "Table 2: faithfulness (BERTScore-F1, chrF) per segment and overall.",
     "figure16": "Figure 16: Appendix D error types of weak originals and of rewrites.",
+    "figure7": "Figure 7: plans, deliveries and groups per audience segment.",
+    "figure8": "Figure 8: distribution of average engagement scores across template groups (bins of 0.25).",
+    "figure9": "Figure 9: plans per product category ('None' = no product bound).",
 }
+ORDER = {"table1": "is_overall, segment", "table2": "is_overall, segment", "figure16": "version, count DESC",
+         "figure7": "plans DESC", "figure8": "score_bin", "figure9": "plans DESC"}
 # Every segment of the month feeds the monthly results.
 BY_MONTH = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="month")
 MARTS = {
@@ -38,7 +43,7 @@ def paper_tables(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
     with duckdb.get_connection() as conn:
         for name in TABLES:
             rows = write_model(conn, f"results.{name}", {"month": month})
-            order = "is_overall, segment" if name != "figure16" else "version, count DESC"
+            order = ORDER[name]
             preview = preview_markdown(conn, f"SELECT * EXCLUDE (month) FROM results.{name} WHERE month = $month "
                                              f"ORDER BY {order}", {"month": month})
             yield dg.MaterializeResult(asset_key=["results", name],

@@ -149,6 +149,9 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     assert rows(db, "SELECT count FROM results.table2 WHERE is_overall") == [(weak,)]
     shares = dict(rows(db, "SELECT version, round(sum(share), 3) FROM results.figure16 GROUP BY 1"))
     assert shares == {"original": 1.0, "rewrite": 1.0}
+    plans = rows(db, "SELECT count(*) FROM staging.plans")[0][0]
+    assert rows(db, "SELECT sum(plans) FROM results.figure7") == rows(db, "SELECT sum(plans) FROM results.figure9") == [(plans,)]
+    assert rows(db, "SELECT sum(groups) FROM results.figure8") == rows(db, "SELECT count(*) FROM core.engagement_aggregates")
     # The marts keep a stable schema (tests/marts_schema.json); changing it is a deliberate edit of that file.
     assert_marts_schema(db)
     assert rows(db, "SELECT count(*) FROM marts.rewrites") == [(weak,)]
