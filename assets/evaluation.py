@@ -100,3 +100,24 @@ def faithfulness_scores(context: dg.AssetExecutionContext, config: FaithfulnessC
                   "bertscore_f1_mean": _mean(r["bertscore_f1"] for r in rows), "chrf_mean": _mean(r["chrf"] for r in rows)},
         check_results=[dg.AssetCheckResult(check_name="scores_in_range", passed=bad == 0, metadata={"out_of_range": bad})],
     )
+
+
+ORIGINAL_SCORES = dg.AssetKey(["agents", "original_scores"])
+
+
+@dg.asset(key=ORIGINAL_SCORES, deps=[dg.AssetKey(["core", "labelled_templates"])],
+          partitions_def=month_segment_partitions, group_name="evaluation", kinds={"duckdb"}, pool=DUCKDB_POOL,
+          metadata={"dagster/table_name": "agents.original_scores"})
+def original_scores(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, llm: LLMResource) -> dg.MaterializeResult:
+    """The judge's scores of every strong and weak original, to check the judge against observed engagement."""
+    month, segment = month_and_segment(context)
+    with duckdb.get_connection() as conn:
+        ctx = workflow.Context(month, segment, conn, llm, context.log.info)
+        out = workflow.score_originals(ctx, workflow.load_labelled(conn, month, segment))
+        n = write_rows(conn, "agents.original_scores", out, month, segment)
+    ok = [r for r in out if r["status"] == "ok"]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n, "failed": n - len(ok), "backend": ctx.backend("evaluate"), "model": ctx.model("evaluate"),
+        "strong_mean_judge_score": _mean(r["judge_score"] for r in ok if r["performance_label"] == "strong"),
+        "weak_mean_judge_score": _mean(r["judge_score"] for r in ok if r["performance_label"] == "weak"),
+        **llm_metadata(ctx.llm_runs)})

@@ -6,7 +6,8 @@ from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.resources import CRMWarehouse
 from crmagent_dagster.sql import create_view, preview_markdown, write_model
 
-TABLES = {
+TABLES = {  # in build order: table1 shows judge validity beside each segment
+    "judge_validity": "Judge validity: Spearman rho (95% CI) of judge scores vs observed engagement of originals.",
     "table1": "Table 1: scores before/after and blind preference per segment and overall, with backends.",
     "table2": "Table 2: faithfulness (BERTScore-F1, chrF) per segment and overall.",
     "figure16": "Figure 16: Appendix D error types of weak originals and of rewrites.",
@@ -14,7 +15,7 @@ TABLES = {
     "figure8": "Figure 8: distribution of average engagement scores across template groups (bins of 0.25).",
     "figure9": "Figure 9: plans per product category ('None' = no product bound).",
 }
-ORDER = {"table1": "is_overall, segment", "table2": "is_overall, segment", "figure16": "version, count DESC",
+ORDER = {"judge_validity": "is_overall, segment", "table1": "is_overall, segment", "table2": "is_overall, segment", "figure16": "version, count DESC",
          "figure7": "plans DESC", "figure8": "score_bin", "figure9": "plans DESC"}
 # Every segment of the month feeds the monthly results.
 BY_MONTH = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="month")
@@ -24,7 +25,7 @@ MARTS = {
     "error_type_counts": "Appendix D error types per month x segment, originals and rewrites.",
 }
 UPSTREAM = [dg.AssetKey(["agents", n]) for n in ("rewrite_scores", "preference_judgments", "faithfulness_scores",
-                                                  "template_audits")]
+                                                  "template_audits", "original_scores")]
 
 
 @dg.multi_asset(

@@ -24,7 +24,8 @@ from fake_openai import FakeOpenAI, Reply
 MONTHLY = [raw.raw_month, staging.staged_month, engagement.log_engagement, engagement.engagement_aggregates]
 SEGMENT_ASSETS = [segments.quartile_labels, segments.labelled_templates, retrieval.strong_template_index,
                   retrieval.exemplar_matches, diagnosis.content_agent, rewrites.template_rewrites,
-                  evaluation.evaluate_agent, evaluation.faithfulness_scores, audits.template_audits,
+                  evaluation.evaluate_agent, evaluation.faithfulness_scores, evaluation.original_scores,
+                  audits.template_audits,
                   diagnosis.writing_guidance]
 PARTITION = "2025-04|potential_new_customers"
 
@@ -149,6 +150,12 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     assert rows(db, "SELECT count FROM results.table2 WHERE is_overall") == [(weak,)]
     shares = dict(rows(db, "SELECT version, round(sum(share), 3) FROM results.figure16 GROUP BY 1"))
     assert shares == {"original": 1.0, "rewrite": 1.0}
+    # Judge validity: the rubric judge's scores of originals rank strong above weak, so rho is positive.
+    validity = rows(db, "SELECT segment, n, spearman_rho, ci_low, ci_high FROM results.judge_validity ORDER BY is_overall")
+    labelled = rows(db, "SELECT count(*) FROM core.labelled_templates")[0][0]
+    assert [v[0] for v in validity] == ["potential_new_customers", "Overall"] and validity[0][1] == labelled
+    assert 0 < validity[0][2] <= 1 and validity[0][3] < validity[0][2] < validity[0][4]
+    assert rows(db, "SELECT judge_rho FROM results.table1 WHERE NOT is_overall") == [(validity[0][2],)]
     plans = rows(db, "SELECT count(*) FROM staging.plans")[0][0]
     assert rows(db, "SELECT sum(plans) FROM results.figure7") == rows(db, "SELECT sum(plans) FROM results.figure9") == [(plans,)]
     assert rows(db, "SELECT sum(groups) FROM results.figure8") == rows(db, "SELECT count(*) FROM core.engagement_aggregates")

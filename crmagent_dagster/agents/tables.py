@@ -33,6 +33,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "agents.template_audits": {**_KEYS, "version": S, "error_type": S, "feedback": S, **_LINEAGE},
     "agents.faithfulness_scores": {**_KEYS, "path": I, "bertscore_f1": F, "chrf": F, "bertscore_model": S,
                                    "writer_backend": S},
+    "agents.original_scores": {**_KEYS, "performance_label": S, "observed_mean_score": F, "n_logs": I, "audience": I,
+                               "marketing": I, "judge_score": I, **_LINEAGE},
     "agents.writing_guidance": {"month": S, "segment": S, "guidance": S, "example_template_id": S,
                                 "example_before": S, "example_after": S, "source_backend": S},
 }

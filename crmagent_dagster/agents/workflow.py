@@ -21,7 +21,15 @@ from crmagent_dagster.agents.prompts import Merchant, render
 from crmagent_dagster.agents.rewriter import Facts, Style, rewrite, voucher_facts
 from crmagent_dagster.agents.text_features import features
 from crmagent_dagster.llm import LLMRequest, LLMResource
-from crmagent_dagster.llm.replies import Audit, ContentDiagnosis, Preference, ProblemAnalysis, Rewrite, Scores
+from crmagent_dagster.llm.replies import (
+    Audit,
+    ContentDiagnosis,
+    Preference,
+    ProblemAnalysis,
+    Rewrite,
+    Scores,
+    SingleScores,
+)
 from crmagent_dagster.segments import SEGMENT_BY_KEY
 from crmagent_dagster.sql import fetch_dicts
 
@@ -323,6 +331,36 @@ def _preference_row(ctx, w, backend, model, version, forward, backward, status, 
             "path": w["path"], "original_as_a": forward, "rewrite_as_a": backward, "verdict": final,
             "position_consistent": consistent, "backend": backend, "model": model, "writer_backend": w["backend"],
             "writer_model": w["model"], "prompt_version": version, "status": status, "error": error}
+
+
+def score_originals(ctx: Context, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The judge's scores of every strong and weak original on its own, to compare with observed engagement."""
+    backend, model = ctx.backend("evaluate"), ctx.model("evaluate")
+    base = lambda r: {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"],  # noqa: E731
+                      "template_id": r["template_id"], "performance_label": r["performance_label"],
+                      "observed_mean_score": r["mean_score"], "n_logs": r["n_logs"], "backend": backend, "model": model}
+    if backend == RULES:
+        out = []
+        for r in rows:
+            s = judge.score(ctx.segment, r.get("title") or "", r.get("body") or "", r.get("language"),
+                            r.get("voucher_type") is not None)
+            out.append({**base(r), "audience": s.audience, "marketing": s.marketing, "judge_score": s.total,
+                        "prompt_version": None, "status": "ok", "error": None})
+        return out
+    requests, versions = [], {}
+    for r in rows:
+        p = render("evaluate_single", audience_group=ctx.audience, message=Merchant(message(r)))
+        versions[r["aggregate_id"]] = p.version
+        requests.append(LLMRequest(r["aggregate_id"], "evaluate", p.messages, SingleScores, p.version))
+    results = ctx.ask("original_scores", requests) if requests else {}
+    out = []
+    for r in rows:
+        res = results[r["aggregate_id"]]
+        p = res.parsed or {}
+        a, m = p.get("audience_match_score"), p.get("marketing_score")
+        out.append({**base(r), "audience": a, "marketing": m, "judge_score": (a + m) if res.ok else None,
+                    "prompt_version": versions[r["aggregate_id"]], "status": res.status, "error": res.error})
+    return out
 
 
 # --- Audit ---------------------------------------------------------------------------------------

@@ -53,6 +53,15 @@ class Scores(_Reply):
     marketing_reason_b: str
 
 
+class SingleScores(_Reply):
+    """Fig. 5's two criteria for one message: used to check the judge against observed engagement."""
+
+    audience_match_score: Score
+    audience_match_reason: str
+    marketing_score: Score
+    marketing_reason: str
+
+
 class Preference(_Reply):
     """EvaluateAgent comparison mode, Fig. 6: the more persuasive, better-suited message."""
 
@@ -69,5 +78,5 @@ class Audit(_Reply):
 
 
 REPLY_MODELS: dict[str, type[BaseModel]] = {
-    m.__name__: m for m in (ContentDiagnosis, ProblemAnalysis, Rewrite, Scores, Preference, Audit)
+    m.__name__: m for m in (ContentDiagnosis, ProblemAnalysis, Rewrite, Scores, SingleScores, Preference, Audit)
 }

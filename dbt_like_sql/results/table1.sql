@@ -2,7 +2,8 @@
 -- Scores are EvaluateAgent's 1/3/5 means; delta_pct = (gen - ori) / ori * 100. The preference rate is the
 -- share of judged pairs whose both-order verdict is the rewrite (ties count against it), with a Wilson 95%
 -- interval; consistency_rate is the share of pairs whose two orders agreed. writer/judge name the backends
--- and models that produced the numbers.
+-- and models that produced the numbers. judge_rho (with its 95% interval) is the judge's validity from
+-- results.judge_validity: how well its scores of originals track their observed engagement.
 WITH pairs AS (
     SELECT s.segment, s.original_audience, s.rewrite_audience, s.original_marketing, s.rewrite_marketing,
            j.verdict, j.position_consistent,
@@ -20,18 +21,24 @@ grouped AS (
     FROM pairs
     GROUP BY GROUPING SETS ((segment), ())
 )
-SELECT
-    $month AS month, segment, is_overall::BOOLEAN AS is_overall, n AS count,
-    round(audience_ori, 2) AS audience_ori, round(audience_gen, 2) AS audience_gen,
-    round((audience_gen - audience_ori) / audience_ori * 100, 2) AS audience_delta_pct,
-    round(market_ori, 2) AS market_ori, round(market_gen, 2) AS market_gen,
-    round((market_gen - market_ori) / market_ori * 100, 2) AS market_delta_pct,
-    round(wins / n * 100, 2) AS gen_preferred_pct,
-    -- Wilson score interval, z = 1.96
-    round(100 * ((wins / n + 1.9208 / n) - 1.96 * sqrt(wins / n * (1 - wins / n) / n + 0.9604 / (n * n)))
-          / (1 + 3.8416 / n), 2) AS gen_preferred_ci_low,
-    round(100 * ((wins / n + 1.9208 / n) + 1.96 * sqrt(wins / n * (1 - wins / n) / n + 0.9604 / (n * n)))
-          / (1 + 3.8416 / n), 2) AS gen_preferred_ci_high,
-    round(consistency_rate, 4) AS position_consistency,
-    writer, judge
-FROM grouped
+,
+table1 AS (
+    SELECT
+        $month AS month, segment, is_overall::BOOLEAN AS is_overall, n AS count,
+        round(audience_ori, 2) AS audience_ori, round(audience_gen, 2) AS audience_gen,
+        round((audience_gen - audience_ori) / audience_ori * 100, 2) AS audience_delta_pct,
+        round(market_ori, 2) AS market_ori, round(market_gen, 2) AS market_gen,
+        round((market_gen - market_ori) / market_ori * 100, 2) AS market_delta_pct,
+        round(wins / n * 100, 2) AS gen_preferred_pct,
+        -- Wilson score interval, z = 1.96
+        round(100 * ((wins / n + 1.9208 / n) - 1.96 * sqrt(wins / n * (1 - wins / n) / n + 0.9604 / (n * n)))
+              / (1 + 3.8416 / n), 2) AS gen_preferred_ci_low,
+        round(100 * ((wins / n + 1.9208 / n) + 1.96 * sqrt(wins / n * (1 - wins / n) / n + 0.9604 / (n * n)))
+              / (1 + 3.8416 / n), 2) AS gen_preferred_ci_high,
+        round(consistency_rate, 4) AS position_consistency,
+        writer, judge
+    FROM grouped
+)
+SELECT t.*, v.spearman_rho AS judge_rho, v.ci_low AS judge_rho_ci_low, v.ci_high AS judge_rho_ci_high
+FROM table1 t
+LEFT JOIN results.judge_validity v ON v.month = t.month AND v.segment = t.segment

@@ -21,7 +21,8 @@ from fake_openai import FakeOpenAI, Reply
 MONTHLY = [raw.raw_month, staging.staged_month, engagement.log_engagement, engagement.engagement_aggregates]
 SEGMENT_ASSETS = [segments.quartile_labels, segments.labelled_templates, retrieval.strong_template_index,
                   retrieval.exemplar_matches, diagnosis.content_agent, rewrites.template_rewrites,
-                  evaluation.evaluate_agent, evaluation.faithfulness_scores, audits.template_audits,
+                  evaluation.evaluate_agent, evaluation.faithfulness_scores, evaluation.original_scores,
+                  audits.template_audits,
                   diagnosis.writing_guidance]
 
 
