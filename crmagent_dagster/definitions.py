@@ -28,6 +28,9 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
         jobs=[monthly_logs_job, segment_job, monthly_results_job],
         schedules=[monthly_refresh_schedule],
         sensors=[segment_fanout_sensor, results_sensor],
+        # DuckDB has one writer, so parallel steps only queue on its lock while each reloads torch and the models:
+        # run a job's steps in one process, as `crmagent refresh` does, and publish the snapshot once per run.
+        executor=dg.in_process_executor,
         resources={
             "duckdb": CRMWarehouse(database=database or duckdb_path()),
             "llm": llm_resource_from_env(),

@@ -190,6 +190,9 @@ def scripted(body: dict, n: int, poisoned: set) -> Reply:
                                          "marketing_score_a": a, "marketing_reason_a": "ok",
                                          "audience_match_score_b": b, "audience_match_reason_b": "ok",
                                          "marketing_score_b": b, "marketing_reason_b": "ok"}))
+    if schema == "SingleScores":
+        return Reply(content=json.dumps({"audience_match_score": 3, "audience_match_reason": "ok",
+                                         "marketing_score": 3, "marketing_reason": "ok"}))
     if schema == "Preference":
         return Reply(content=json.dumps({"preferred": "A", "reason": "A is first"}))  # pure position bias
     if schema == "Audit":

@@ -23,6 +23,8 @@ ANSWERS = {
     "Scores": {"audience_match_score_a": 3, "audience_match_reason_a": "ok", "marketing_score_a": 3,
                "marketing_reason_a": "ok", "audience_match_score_b": 5, "audience_match_reason_b": "ok",
                "marketing_score_b": 5, "marketing_reason_b": "ok"},
+    "SingleScores": {"audience_match_score": 3, "audience_match_reason": "ok", "marketing_score": 3,
+                     "marketing_reason": "ok"},
     "Preference": {"preferred": "B", "reason": "clearer"},
     "Audit": {"error_type": "weak_call_to_action", "feedback": "No CTA."},
 }
