@@ -1,5 +1,7 @@
 """Stage 10, results: the paper's Table 1, Table 2 and Figure 16 for a month, across all its segments."""
 
+import warnings
+
 import dagster as dg
 
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
@@ -18,7 +20,9 @@ TABLES = {  # in build order: table1 shows judge validity beside each segment
 ORDER = {"judge_validity": "is_overall, segment", "table1": "is_overall, segment", "table2": "is_overall, segment", "figure16": "version, count DESC",
          "figure7": "plans DESC", "figure8": "score_bin", "figure9": "plans DESC"}
 # Every segment of the month feeds the monthly results.
-BY_MONTH = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="month")
+with warnings.catch_warnings():  # a beta API we rely on knowingly; keep its warning out of every CLI run
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    BY_MONTH = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="month")
 MARTS = {
     "rewrites": "One row per rewrite with every score, check and lineage field.",
     "segment_summary": "One row per month x segment: paths, scores before/after, preference, faithfulness.",
