@@ -13,20 +13,15 @@ import duckdb
 import numpy as np
 import pytest
 
-from assets import audits, diagnosis, engagement, evaluation, raw, results, retrieval, rewrites, segments, staging
+from assets import results, retrieval
 from crmagent_dagster.adhoc import metadata_text
 from crmagent_dagster.agents import workflow
 from crmagent_dagster.agents.retrieval import IndexUnavailable, Member, build_index, month_embeddings, read_index, search
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.resources import CRMWarehouse, LogSource
+from dagster_helpers import MONTHLY, SEGMENT_ASSETS
 from fake_openai import FakeOpenAI, Reply
 
-MONTHLY = [raw.raw_month, staging.staged_month, engagement.log_engagement, engagement.engagement_aggregates]
-SEGMENT_ASSETS = [segments.quartile_labels, segments.labelled_templates, retrieval.strong_template_index,
-                  retrieval.exemplar_matches, diagnosis.content_agent, rewrites.template_rewrites,
-                  evaluation.evaluate_agent, evaluation.faithfulness_scores, evaluation.original_scores,
-                  audits.template_audits,
-                  diagnosis.writing_guidance]
 PARTITION = "2025-04|potential_new_customers"
 
 

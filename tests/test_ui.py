@@ -6,25 +6,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import duckdb
 import pytest
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parent.parent
+from dagster_helpers import ROOT, start_webserver
+
 LOCATION = "crmagent_dagster.definitions"  # dagster-webserver -m names the location after the module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gql(port: int, query: str, variables: dict | None = None) -> dict:
@@ -70,21 +61,9 @@ def webserver(tmp_path):
     # No daemon in the test: runs start at once instead of waiting in the queue.
     (home / "dagster.yaml").write_text("run_coordinator:\n  module: dagster._core.run_coordinator\n"
                                        "  class: DefaultRunCoordinator\ntelemetry:\n  enabled: false\n")
-    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CRMAGENT_DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
            "CRMAGENT_LANDING_DIR": str(tmp_path / "landing"), "CRMAGENT_SYNTHETIC_LOGS": "20000", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([BIN / "dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-m",
-                             "crmagent_dagster.definitions"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline
-            time.sleep(1)
+    proc, port = start_webserver(env)
     yield port, tmp_path
     proc.terminate()
     proc.wait(timeout=30)

@@ -10,20 +10,14 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets import audits, diagnosis, engagement, evaluation, raw, retrieval, rewrites, segments, staging
+from assets import retrieval
 from crmagent_dagster.agents.io import index_path
 from crmagent_dagster.landing import LandingError, read_landing_month, write_landing_month
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.resources import CRMWarehouse, LogSource
 from crmagent_dagster.synthetic.month import generate_month
+from dagster_helpers import MONTHLY, SEGMENT_ASSETS
 from fake_openai import FakeOpenAI, Reply
-
-MONTHLY = [raw.raw_month, staging.staged_month, engagement.log_engagement, engagement.engagement_aggregates]
-SEGMENT_ASSETS = [segments.quartile_labels, segments.labelled_templates, retrieval.strong_template_index,
-                  retrieval.exemplar_matches, diagnosis.content_agent, rewrites.template_rewrites,
-                  evaluation.evaluate_agent, evaluation.faithfulness_scores, evaluation.original_scores,
-                  audits.template_audits,
-                  diagnosis.writing_guidance]
 
 
 def resources(tmp, landing, llm=None):
