@@ -149,18 +149,24 @@ def write_checked_model(
     return good, bad
 
 
+@contextmanager
+def registered_frame(conn: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[str]:
+    """Make `frame` queryable as `name` for the block; the Arrow table is held by name while DuckDB scans it."""
+    arrow = frame.to_arrow()
+    conn.register(_column(name), arrow)
+    try:
+        yield name
+    finally:
+        conn.unregister(name)
+
+
 def write_frame(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, partition: Mapping[str, str]) -> int:
     """Replace one partition of `table` with a DataFrame (partition columns are added)."""
     ensure_schemas(conn)
     lits = {c: pl.lit(v, dtype=pl.Utf8) for c, v in partition.items()}
     frame = frame.select([lits[c].alias(c) for c in partition] + [c for c in frame.columns if c not in partition])
-    arrow = frame.to_arrow()  # held by name while DuckDB scans it
-    conn.register("__frame", arrow)
-    try:
-        with transaction(conn):
-            n = _replace_from(conn, table, "__frame", partition)
-    finally:
-        conn.unregister("__frame")
+    with registered_frame(conn, "__frame", frame), transaction(conn):
+        n = _replace_from(conn, table, "__frame", partition)
     if n != frame.height:
         raise ModelError(f"{table}: stored {n} of {frame.height} row(s) from the frame")
     return n

@@ -89,9 +89,10 @@ def _expiry(facts: dict[str, Any]) -> date | None:
     return value if isinstance(value, date) else None
 
 
-def supported_values(facts: dict[str, Any], original: str) -> tuple[set[float], set[float]]:
+def supported_values(facts: dict[str, Any], original_amounts: list[tuple[str, float]],
+                     original: str) -> tuple[set[float], set[float]]:
     """(money values, percentages) the facts and the original text support."""
-    money = {v for _, v in amounts(original)}
+    money = {v for _, v in original_amounts}
     percents = {to_number(n) for n, _ in _PERCENT.findall(original)}
     for key in ("discount_value", "min_spend", "max_discount"):
         if facts.get(key) is not None:
@@ -122,13 +123,15 @@ def check_rewrite(title: str, body: str, facts: dict[str, Any], vocabulary: froz
     """Every guardrail verdict for one rewrite. `facts` is a core.labelled_templates row (original included)."""
     text = f"{title}\n{body}"
     original = f"{facts.get('title') or ''}\n{facts.get('body') or ''}"
-    money, percents = supported_values(facts, original)
+    text_amounts, original_amounts = amounts(text), amounts(original)  # parsed once, used by several checks
+    original_currencies = {c for c, _ in original_amounts}
+    money, percents = supported_values(facts, original_amounts, original)
     currency = facts.get("currency")
     expiry = _expiry(facts)
     checks: list[Check] = []
 
-    bad_money = [f"{c} {v:g}" for c, v in amounts(text)
-                 if v not in money or (currency and c not in (currency, "USD") and c not in {c2 for c2, _ in amounts(original)})]
+    bad_money = [f"{c} {v:g}" for c, v in text_amounts
+                 if v not in money or (currency and c not in (currency, "USD") and c not in original_currencies)]
     checks.append(Check("amounts_supported", not bad_money,
                         f"unsupported amount(s): {', '.join(bad_money)}" if bad_money else "every amount is a voucher fact"))
     bad_pct = [f"{to_number(n):g}%" for n, _ in _PERCENT.findall(text) if to_number(n) not in percents]
@@ -152,7 +155,7 @@ def check_rewrite(title: str, body: str, facts: dict[str, Any], vocabulary: froz
     invented = []
     if claims_free_shipping and facts.get("voucher_type") != "free_shipping" and not original_free_shipping:
         invented.append("free shipping")
-    if (amounts(text) or _PERCENT.search(text)) and not has_voucher and not (amounts(original) or _PERCENT.search(original)):
+    if (text_amounts or _PERCENT.search(text)) and not has_voucher and not (original_amounts or _PERCENT.search(original)):
         invented.append("a discount")
     checks.append(Check("incentive_supported", not invented,
                         f"offers {', '.join(invented)} that neither the voucher nor the original has" if invented

@@ -16,6 +16,8 @@ import faiss
 import numpy as np
 import polars as pl
 
+from crmagent_dagster.sql import registered_frame
+
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
 
@@ -139,11 +141,7 @@ def month_embeddings(conn, month: str, texts: list[str]) -> tuple[dict[str, np.n
                               "embedding": fresh.tolist(), "model": [MODEL_NAME] * len(missing)},
                              schema={"month": pl.Utf8, "metadata_key": pl.Utf8, "metadata_text": pl.Utf8,
                                      "embedding": pl.Array(pl.Float32, DIMENSION), "model": pl.Utf8})
-        arrow = frame.to_arrow()
-        conn.register("__embeddings", arrow)
-        try:
+        with registered_frame(conn, "__embeddings", frame):
             conn.execute("INSERT OR IGNORE INTO agents.metadata_embeddings BY NAME SELECT * FROM __embeddings")
-        finally:
-            conn.unregister("__embeddings")
         vectors.update(zip(missing, fresh))
     return vectors, len(missing), len(wanted) - len(missing)

@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 
 from crmagent_dagster.llm.core import LLMResult
-from crmagent_dagster.sql import transaction
+from crmagent_dagster.sql import registered_frame, transaction
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS llm;
@@ -70,13 +70,6 @@ def lookup(conn: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> dict[str, di
                    "tokens_out": r[5], "usage_estimated": r[6]} for r in rows}
 
 
-def _register(conn, name: str, rows: list[dict[str, Any]], schema: dict[str, Any]):
-    frame = pl.DataFrame(rows, schema=schema)
-    arrow = frame.to_arrow()
-    conn.register(name, arrow)
-    return arrow
-
-
 def store(conn: duckdb.DuckDBPyConnection, results: Iterable[LLMResult]) -> int:
     """Add successful, freshly called results to the cache (same key = same reply, so first one wins)."""
     rows = [{"cache_key": r.cache_key, "model": r.model, "agent": r.agent, "parsed_json": json.dumps(r.parsed),
@@ -86,12 +79,8 @@ def store(conn: duckdb.DuckDBPyConnection, results: Iterable[LLMResult]) -> int:
         return 0
     schema = {"cache_key": pl.Utf8, "model": pl.Utf8, "agent": pl.Utf8, "parsed_json": pl.Utf8, "reasoning": pl.Utf8,
               "raw_text": pl.Utf8, "tokens_in": pl.Int64, "tokens_out": pl.Int64, "usage_estimated": pl.Boolean}
-    arrow = _register(conn, "__llm_new", rows, schema)
-    try:
+    with registered_frame(conn, "__llm_new", pl.DataFrame(rows, schema=schema)):
         conn.execute("INSERT OR IGNORE INTO llm.cache BY NAME SELECT * FROM __llm_new")
-    finally:
-        conn.unregister("__llm_new")
-        del arrow
     return len(rows)
 
 
@@ -106,11 +95,6 @@ def record_calls(conn: duckdb.DuckDBPyConnection, scope: str, results: Sequence[
               "cache_key": pl.Utf8, "status": pl.Utf8, "cached": pl.Boolean, "attempts": pl.Int32,
               "tokens_in": pl.Int64, "tokens_out": pl.Int64, "usage_estimated": pl.Boolean, "latency_s": pl.Float64,
               "cost_usd": pl.Float64, "error": pl.Utf8, "raw_text": pl.Utf8}
-    arrow = _register(conn, "__llm_calls", rows, schema)
-    try:
-        with transaction(conn):
-            conn.execute("DELETE FROM llm.calls WHERE scope = $scope", {"scope": scope})
-            conn.execute("INSERT INTO llm.calls BY NAME SELECT * FROM __llm_calls")
-    finally:
-        conn.unregister("__llm_calls")
-        del arrow
+    with registered_frame(conn, "__llm_calls", pl.DataFrame(rows, schema=schema)), transaction(conn):
+        conn.execute("DELETE FROM llm.calls WHERE scope = $scope", {"scope": scope})
+        conn.execute("INSERT INTO llm.calls BY NAME SELECT * FROM __llm_calls")
