@@ -1,10 +1,8 @@
 """Stage 10, results: the paper's Table 1, Table 2 and Figure 16 for a month, across all its segments."""
 
-import warnings
-
 import dagster as dg
 
-from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
+from crmagent_dagster.partitions import BY_MONTH, DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.resources import CRMWarehouse
 from crmagent_dagster.sql import create_view, preview_markdown, write_model
 
@@ -19,10 +17,6 @@ TABLES = {  # in build order: table1 shows judge validity beside each segment
 }
 ORDER = {"judge_validity": "is_overall, segment", "table1": "is_overall, segment", "table2": "is_overall, segment", "figure16": "version, count DESC",
          "figure7": "plans DESC", "figure8": "score_bin", "figure9": "plans DESC"}
-# Every segment of the month feeds the monthly results.
-with warnings.catch_warnings():  # a beta API we rely on knowingly; keep its warning out of every CLI run
-    warnings.simplefilter("ignore", dg.BetaWarning)
-    BY_MONTH = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="month")
 MARTS = {
     "rewrites": "One row per rewrite with every score, check and lineage field.",
     "segment_summary": "One row per month x segment: paths, scores before/after, preference, faithfulness.",
@@ -30,11 +24,12 @@ MARTS = {
 }
 UPSTREAM = [dg.AssetKey(["agents", n]) for n in ("rewrite_scores", "preference_judgments", "faithfulness_scores",
                                                   "template_audits", "original_scores")]
+MONTHLY_UPSTREAM = [dg.AssetKey(["agents", "predicted_engagement"]), dg.AssetKey(["results", "engagement_model"])]
 
 
 @dg.multi_asset(
     specs=[dg.AssetSpec(["results", name], description=desc, group_name="results", kinds={"duckdb"},
-                        deps=[dg.AssetDep(k, partition_mapping=BY_MONTH) for k in UPSTREAM],
+                        deps=[dg.AssetDep(k, partition_mapping=BY_MONTH) for k in UPSTREAM] + MONTHLY_UPSTREAM,
                         metadata={"dagster/table_name": f"results.{name}"})
            for name, desc in TABLES.items()]
     + [dg.AssetSpec(["marts", name], description=f"View for dashboards. {desc}", group_name="results",

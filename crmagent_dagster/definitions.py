@@ -6,7 +6,19 @@ import os
 
 import dagster as dg
 
-from assets import audits, diagnosis, engagement, evaluation, raw, results, retrieval, rewrites, segments, staging
+from assets import (
+    audits,
+    diagnosis,
+    engagement,
+    engagement_judge,
+    evaluation,
+    raw,
+    results,
+    retrieval,
+    rewrites,
+    segments,
+    staging,
+)
 from crmagent_dagster.llm import llm_resource_from_env
 from crmagent_dagster.resources import CRMWarehouse, LogSource, duckdb_path, landing_dir
 from crmagent_dagster.schedules import (
@@ -24,7 +36,8 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
     logs = synthetic_logs if synthetic_logs is not None else int(os.environ.get("CRMAGENT_SYNTHETIC_LOGS", "1000000"))
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [raw, staging, engagement, segments, retrieval, diagnosis, rewrites, evaluation, audits, results]),
+            [raw, staging, engagement, segments, retrieval, diagnosis, rewrites, evaluation, audits, engagement_judge,
+             results]),
         jobs=[monthly_logs_job, segment_job, monthly_results_job],
         schedules=[monthly_refresh_schedule],
         sensors=[segment_fanout_sensor, results_sensor],

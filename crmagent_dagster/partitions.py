@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from crmagent_dagster.segments import SEGMENT_KEYS
@@ -21,3 +23,9 @@ def month_and_segment(context: dg.AssetExecutionContext) -> tuple[str, str]:
     key = context.partition_key
     assert isinstance(key, dg.MultiPartitionKey), f"expected a month|segment partition, got {key!r}"
     return key.keys_by_dimension["month"], key.keys_by_dimension["segment"]
+
+
+# Monthly assets that read every segment of their month depend on all its month x segment partitions.
+with warnings.catch_warnings():  # a beta API we rely on knowingly; keep its warning out of every CLI run
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    BY_MONTH = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="month")

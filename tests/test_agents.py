@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from assets import results, retrieval
+from assets import engagement_judge, results, retrieval
 from crmagent_dagster.adhoc import metadata_text
 from crmagent_dagster.agents import workflow
 from crmagent_dagster.agents.retrieval import IndexUnavailable, Member, build_index, month_embeddings, read_index, search
@@ -136,10 +136,21 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     # The paper's tables for the month (one segment done here): Table 1, Table 2, Figure 16.
     res = {"duckdb": CRMWarehouse(database=db), "llm": LLMResource(),
            "log_source": LogSource(landing_dir="/nonexistent", synthetic_logs=1)}
-    assert dg.materialize(MONTHLY + SEGMENT_ASSETS + [results.paper_tables], selection=[results.paper_tables],
+    month_assets = [engagement_judge.engagement_judge, results.paper_tables]
+    assert dg.materialize(MONTHLY + SEGMENT_ASSETS + month_assets, selection=month_assets,
                           partition_key="2025-04", resources=res).success
+    # The data-driven judge: trained on every ranked group, scored every accepted rewrite against its original.
+    ranked = rows(db, "SELECT count(*) FROM core.quartile_labels WHERE performance_label IN ('strong', 'middle', 'weak')")
+    model = rows(db, "SELECT n_groups, n_train + n_test, r2, baseline_r2, rewrites_scored, rewrite_predicted_better_pct "
+                     "FROM results.engagement_model")
+    assert [m[:2] for m in model] == [(ranked[0][0], ranked[0][0])] and model[0][2] is not None
+    assert model[0][4] == weak and 0 <= model[0][5] <= 100
+    predicted = rows(db, "SELECT count(*), count(DISTINCT predicted_rewrite), avg((predicted_delta > 0)::INT) * 100 "
+                         "FROM agents.predicted_engagement")[0]
+    assert predicted[0] == weak and predicted[1] > 1 and round(predicted[2], 2) == model[0][5]
     t1 = rows(db, "SELECT segment, count, gen_preferred_pct, gen_preferred_ci_low, gen_preferred_ci_high, judge "
                   "FROM results.table1 ORDER BY is_overall")
+    assert rows(db, "SELECT predicted_better_pct FROM results.table1 WHERE is_overall") == [(model[0][5],)]
     assert [r[0] for r in t1] == ["potential_new_customers", "Overall"] and t1[0][1] == t1[1][1] == weak
     assert all(lo <= rate <= hi for _, _, rate, lo, hi, _ in t1) and t1[0][5] == "rules:hybrid-rule-engine-v1"
     assert rows(db, "SELECT count FROM results.table2 WHERE is_overall") == [(weak,)]

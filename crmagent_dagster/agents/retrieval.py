@@ -109,9 +109,11 @@ def search(index: faiss.Index, members: list[Member], query: np.ndarray, shop_id
     return out
 
 
-# --- embeddings stored per month: each distinct metadata string is embedded once ----------------
+# --- embeddings stored per month: each distinct string is embedded once ------------------------
+# Two stores with one layout: the RetrievalAgent's metadata strings, and message texts for the engagement predictor.
+EMBEDDING_TABLES = ("agents.metadata_embeddings", "agents.text_embeddings")
 EMBEDDINGS_DDL = """
-CREATE TABLE IF NOT EXISTS agents.metadata_embeddings (
+CREATE TABLE IF NOT EXISTS {table} (
     month VARCHAR, metadata_key VARCHAR, metadata_text VARCHAR, embedding FLOAT[384], model VARCHAR,
     PRIMARY KEY (month, metadata_key)
 )"""
@@ -121,15 +123,18 @@ def metadata_key(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
-def month_embeddings(conn, month: str, texts: list[str]) -> tuple[dict[str, np.ndarray], int, int]:
-    """Vectors for `texts` by metadata key; embeds only strings this month has not embedded yet.
+def month_embeddings(conn, month: str, texts: list[str], table: str = EMBEDDING_TABLES[0]
+                     ) -> tuple[dict[str, np.ndarray], int, int]:
+    """Vectors for `texts` by key (`metadata_key`); embeds only strings `table` lacks for this month.
 
     Returns (key -> vector, newly embedded, reused).
     """
+    if table not in EMBEDDING_TABLES:
+        raise ValueError(f"unknown embedding table {table!r}; expected one of {EMBEDDING_TABLES}")
     conn.execute("CREATE SCHEMA IF NOT EXISTS agents")
-    conn.execute(EMBEDDINGS_DDL)
+    conn.execute(EMBEDDINGS_DDL.format(table=table))
     wanted = {metadata_key(t): t for t in texts}
-    found = conn.execute("SELECT metadata_key, embedding FROM agents.metadata_embeddings "
+    found = conn.execute(f"SELECT metadata_key, embedding FROM {table} "
                          "WHERE month = $month AND list_contains($keys, metadata_key)",
                          {"month": month, "keys": list(wanted)}).fetchall()
     vectors = {k: np.asarray(v, dtype=np.float32) for k, v in found}
@@ -142,6 +147,6 @@ def month_embeddings(conn, month: str, texts: list[str]) -> tuple[dict[str, np.n
                              schema={"month": pl.Utf8, "metadata_key": pl.Utf8, "metadata_text": pl.Utf8,
                                      "embedding": pl.Array(pl.Float32, DIMENSION), "model": pl.Utf8})
         with registered_frame(conn, "__embeddings", frame):
-            conn.execute("INSERT OR IGNORE INTO agents.metadata_embeddings BY NAME SELECT * FROM __embeddings")
+            conn.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM __embeddings")
         vectors.update(zip(missing, fresh))
     return vectors, len(missing), len(wanted) - len(missing)

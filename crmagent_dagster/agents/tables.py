@@ -43,3 +43,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 def frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
     schema = SCHEMAS[table]
     return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")
+
+# Monthly tables (one partition per month, across segments).
+SCHEMAS.update({
+    "agents.predicted_engagement": {**_KEYS, "path": I, "writer_backend": S, "writer_model": S,
+                                    "observed_original": F, "predicted_original": F, "predicted_rewrite": F,
+                                    "predicted_delta": F, "model": S},
+    "results.engagement_model": {"month": S, "model": S, "n_groups": I, "n_train": I, "n_test": I, "n_test_shops": I,
+                                 "alpha": F, "r2": F, "spearman_rho": F, "mae": F, "baseline_r2": F,
+                                 "baseline_spearman_rho": F, "text_lift_r2": F, "rewrites_scored": I,
+                                 "rewrite_predicted_better_pct": F},
+})

@@ -3,7 +3,9 @@
 -- share of judged pairs whose both-order verdict is the rewrite (ties count against it), with a Wilson 95%
 -- interval; consistency_rate is the share of pairs whose two orders agreed. writer/judge name the backends
 -- and models that produced the numbers. judge_rho (with its 95% interval) is the judge's validity from
--- results.judge_validity: how well its scores of originals track their observed engagement.
+-- results.judge_validity: how well its scores of originals track their observed engagement. The predicted_*
+-- columns are the second, data-driven judge (agents.predicted_engagement): the month's engagement predictor's
+-- mean prediction for originals and rewrites, and the share of rewrites it predicts to out-engage their original.
 WITH pairs AS (
     SELECT s.segment, s.original_audience, s.rewrite_audience, s.original_marketing, s.rewrite_marketing,
            j.verdict, j.position_consistent,
@@ -39,6 +41,16 @@ table1 AS (
         writer, judge
     FROM grouped
 )
-SELECT t.*, v.spearman_rho AS judge_rho, v.ci_low AS judge_rho_ci_low, v.ci_high AS judge_rho_ci_high
+predicted AS (
+    SELECT coalesce(segment, 'Overall') AS segment, round(avg(predicted_original), 3) AS predicted_ori,
+           round(avg(predicted_rewrite), 3) AS predicted_gen,
+           round(avg((predicted_delta > 0)::INT) * 100, 2) AS predicted_better_pct
+    FROM agents.predicted_engagement
+    WHERE month = $month
+    GROUP BY GROUPING SETS ((segment), ())
+)
+SELECT t.*, v.spearman_rho AS judge_rho, v.ci_low AS judge_rho_ci_low, v.ci_high AS judge_rho_ci_high,
+       p.predicted_ori, p.predicted_gen, p.predicted_better_pct
 FROM table1 t
 LEFT JOIN results.judge_validity v ON v.month = t.month AND v.segment = t.segment
+LEFT JOIN predicted p ON p.segment = t.segment

@@ -1,0 +1,66 @@
+"""Issue 6's pieces that need no pipeline: the engagement predictor, the charts, Table 3, the results sensor."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from crmagent_dagster.agents import predictor
+from crmagent_dagster.plots import bars, markdown_image, scatter
+from crmagent_dagster.segments import SEGMENT_KEYS
+
+
+def _synthetic(n: int, text_weight: float, seed: int = 0):
+    """Groups whose engagement depends on one text direction, the segment and a voucher, plus noise."""
+    rng = np.random.default_rng(seed)
+    text = rng.normal(size=(n, 384)).astype(np.float32)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)  # unit vectors, like the embedder's
+    rows = [{"segment": SEGMENT_KEYS[i % len(SEGMENT_KEYS)], "voucher_type": ("percentage_off", None)[i % 2],
+             "discount_value": 10.0, "has_min_spend": i % 3 == 0, "has_expiry": True, "has_product": i % 5 == 0}
+            for i in range(n)]
+    setting = predictor.setting_features(rows)
+    y = text_weight * 20 * text[:, 0] + 0.5 * setting[:, 0] + 0.8 * setting[:, len(SEGMENT_KEYS)] + rng.normal(0, 0.3, n)
+    shops = [f"s{i % 40}" for i in range(n)]
+    return text, setting, y, shops
+
+
+def test_setting_features_one_hot_segment_and_voucher():
+    got = predictor.setting_features([{"segment": SEGMENT_KEYS[2], "voucher_type": "free_shipping",
+                                       "has_expiry": True}, {"segment": SEGMENT_KEYS[0], "voucher_type": None}])
+    assert got.shape == (2, len(SEGMENT_KEYS) + 7)
+    assert got[0, 2] == 1 and got[0].sum() == 3 and got[1, 0] == 1 and got[1].sum() == 1
+
+
+def test_predictor_learns_text_effect_on_held_out_shops():
+    text, setting, y, shops = _synthetic(600, text_weight=1.0)
+    model = predictor.train(text, setting, y, shops)
+    m = model.metrics
+    assert m["n_train"] + m["n_test"] == 600 and m["n_test_shops"] == 8  # whole shops held out
+    assert m["r2"] > 0.6 and m["spearman_rho"] > 0.7
+    assert m["r2"] - m["baseline_r2"] > 0.3  # the text carries signal the no-text baseline cannot see
+    better, worse = text[:1].copy(), text[:1].copy()
+    better[0, 0], worse[0, 0] = 0.2, -0.2
+    assert model.predict(better, setting[:1])[0] > model.predict(worse, setting[:1])[0]
+
+
+def test_predictor_reports_no_text_lift_when_text_is_noise():
+    text, setting, y, shops = _synthetic(600, text_weight=0.0)
+    m = predictor.train(text, setting, y, shops).metrics
+    assert abs(m["r2"] - m["baseline_r2"]) < 0.1
+
+
+def test_predictor_refuses_too_few_groups_with_counts():
+    text, setting, y, shops = _synthetic(12, 1.0)
+    with pytest.raises(ValueError, match="12 groups from 12 shops"):
+        predictor.train(text, setting, y, shops)
+
+
+def test_charts_are_png_images_in_markdown():
+    png = bars(["a", "b"], {"before": [1.0, 2.0], "after": [2.0, None]}, "t",
+               errors={"after": ([1.5, None], [2.5, None])})
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    md = markdown_image(scatter([1.0, 2.0], [1.5, 2.5], "t", "x", "y"), "alt")
+    assert md.startswith("![alt](data:image/png;base64,")
+    assert base64.b64decode(md[md.index(",") + 1:-1])[:4] == b"\x89PNG"
