@@ -24,7 +24,8 @@ MARTS = {
 }
 UPSTREAM = [dg.AssetKey(["agents", n]) for n in ("rewrite_scores", "preference_judgments", "faithfulness_scores",
                                                   "template_audits", "original_scores")]
-MONTHLY_UPSTREAM = [dg.AssetKey(["agents", "predicted_engagement"]), dg.AssetKey(["results", "engagement_model"])]
+MONTHLY_UPSTREAM = [dg.AssetKey(["agents", "predicted_engagement"]), dg.AssetKey(["results", "engagement_model"]),
+                    dg.AssetKey(["results", "table3"])]
 
 
 @dg.multi_asset(

@@ -48,10 +48,7 @@ def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, 
                                      "WHERE month = $month AND segment = $segment", p).fetchall())
         diagnosis = conn.execute("SELECT analysis FROM agents.segment_diagnoses WHERE month = $month AND segment = $segment",
                                  p).fetchone()
-        # Product types sold this month: a rewrite naming one its plan does not bind is a violation.
-        vocabulary = frozenset(v for (v,) in conn.execute(
-            "SELECT DISTINCT lower(category_l3) FROM staging.products WHERE month = $month AND category_l3 IS NOT NULL",
-            {"month": month}).fetchall())
+        vocabulary = workflow.product_vocabulary(conn, month)
         if config.channel not in config.length_limits:
             raise ValueError(f"channel {config.channel!r} has no length limits; configured: {sorted(config.length_limits)}")
         limits = {k: (v[0], v[1]) for k, v in config.length_limits.items()}

@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from assets import (
+    ablation,
     audits,
     diagnosis,
     engagement,
@@ -37,7 +38,7 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
             [raw, staging, engagement, segments, retrieval, diagnosis, rewrites, evaluation, audits, engagement_judge,
-             results]),
+             ablation, results]),
         jobs=[monthly_logs_job, segment_job, monthly_results_job],
         schedules=[monthly_refresh_schedule],
         sensors=[segment_fanout_sensor, results_sensor],

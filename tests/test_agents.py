@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from assets import engagement_judge, results, retrieval
+from assets import ablation, engagement_judge, results, retrieval
 from crmagent_dagster.adhoc import metadata_text
 from crmagent_dagster.agents import workflow
 from crmagent_dagster.agents.retrieval import IndexUnavailable, Member, build_index, month_embeddings, read_index, search
@@ -136,7 +136,7 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     # The paper's tables for the month (one segment done here): Table 1, Table 2, Figure 16.
     res = {"duckdb": CRMWarehouse(database=db), "llm": LLMResource(),
            "log_source": LogSource(landing_dir="/nonexistent", synthetic_logs=1)}
-    month_assets = [engagement_judge.engagement_judge, results.paper_tables]
+    month_assets = [engagement_judge.engagement_judge, ablation.ablation_study, results.paper_tables]
     assert dg.materialize(MONTHLY + SEGMENT_ASSETS + month_assets, selection=month_assets,
                           partition_key="2025-04", resources=res).success
     # The data-driven judge: trained on every ranked group, scored every accepted rewrite against its original.
@@ -151,6 +151,11 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     t1 = rows(db, "SELECT segment, count, gen_preferred_pct, gen_preferred_ci_low, gen_preferred_ci_high, judge "
                   "FROM results.table1 ORDER BY is_overall")
     assert rows(db, "SELECT predicted_better_pct FROM results.table1 WHERE is_overall") == [(model[0][5],)]
+    # Table 3 offline: the rule engine with and without exemplars, on the same sample of weak templates.
+    t3 = rows(db, "SELECT configuration, template, sampled, count, path3_share FROM results.table3 ORDER BY position")
+    assert [(c, s, n) for c, _, s, n, _ in t3] == [("rules", min(weak, 100), min(weak, 100)),
+                                                   ("rules, zero-shot writer", min(weak, 100), min(weak, 100))]
+    assert t3[1][4] == 1.0 and t3[0][4] < 1.0 and {t[1] for t in t3} == {"hybrid-rule-engine-v1"}
     assert [r[0] for r in t1] == ["potential_new_customers", "Overall"] and t1[0][1] == t1[1][1] == weak
     assert all(lo <= rate <= hi for _, _, rate, lo, hi, _ in t1) and t1[0][5] == "rules:hybrid-rule-engine-v1"
     assert rows(db, "SELECT count FROM results.table2 WHERE is_overall") == [(weak,)]
@@ -248,6 +253,61 @@ def test_llm_chain_through_a_local_server(month_db, tmp_path):
         # A re-run calls only for what failed: the poisoned rewrite (still off-schema, 2 tries).
         assert _materialize(db, llm).success
         assert server.requests - calls == 2
+
+
+def ablation_script(body: dict, n: int) -> Reply:
+    """Writer models answer plainly or with reasoning; judge 'fair' prefers the longer message, 'biased' always A."""
+    schema = body["response_format"]["json_schema"]["name"]
+    if schema.startswith("Rewrite"):
+        answer = {"title": f"Fresh title from {body['model']}", "body": "Clear offer. Shop now!"}
+        return Reply(content=json.dumps({"reasoning": "step by step", "answer": answer}
+                                        if schema.endswith("WithReasoning") else answer))
+    if schema == "Scores":
+        return scripted(body, n, {""})
+    if schema == "Preference":
+        prompt = body["messages"][-1]["content"]
+        a, b = prompt.split("Message A:")[1].split("Output schema")[0].split("Message B:")
+        if body["model"] == "biased":
+            return Reply(content=json.dumps({"preferred": "A", "reason": "first"}))
+        return Reply(content=json.dumps({"preferred": "A" if len(a) > len(b) else "B", "reason": "longer"}))
+    return Reply(status=400)
+
+
+def test_table3_runs_each_configuration_on_the_same_sample(month_db, tmp_path):
+    db = _copy(month_db, tmp_path)
+    assert _materialize(db, LLMResource()).success  # the segment's stages offline: ContentAgent output is fixed
+    configurations = [
+        {"name": "baseline"},
+        {"name": "writer w2 + CoT", "template": {"model": "w2", "chain_of_thought": True}},
+        {"name": "biased judge", "evaluate": {"model": "biased"}},
+    ]
+    with FakeOpenAI(ablation_script) as server:
+        llm = LLMResource(configured=True, base_url=server.base_url, api_key="k", default_model="w1",
+                          evaluate={"model": "fair"}, backoff_base_s=0.01)
+        res = {"duckdb": CRMWarehouse(database=db), "llm": llm,
+               "log_source": LogSource(landing_dir="/nonexistent", synthetic_logs=1)}
+        result = dg.materialize(MONTHLY + SEGMENT_ASSETS + [ablation.ablation_study], selection=[ablation.ablation_study],
+                                partition_key="2025-04", resources=res, run_config={"ops": {"ablation_study": {
+                                    "config": {"sample_size": 12, "configurations": configurations}}}})
+        assert result.success
+        models = {(b["model"], b["response_format"]["json_schema"]["name"]) for b in server.bodies}
+    assert {m for m, s in models if s.startswith("Rewrite")} == {"w1", "w2"}
+    assert ("w2", "RewriteWithReasoning") in models and ("w1", "RewriteWithReasoning") not in models
+    assert {m for m, s in models if s == "Preference"} == {"fair", "biased"}
+    t3 = rows(db, "SELECT configuration, template, evaluate, sampled, count, position_consistency, gen_preferred_pct "
+                  "FROM results.table3 ORDER BY position")
+    assert [t[:3] for t in t3] == [("baseline", "w1", "fair"), ("writer w2 + CoT", "w2 + CoT", "fair"),
+                                   ("biased judge", "w1", "biased")]
+    assert {t[3] for t in t3} == {12}
+    assert t3[0][5] == 1.0 and t3[2][5] == 0.0 and t3[2][6] == 0.0  # position bias gives ties, never wins
+    per_config = rows(db, "SELECT configuration, list(aggregate_id ORDER BY aggregate_id) FROM agents.ablation_judgments "
+                          "GROUP BY 1")
+    assert len({tuple(ids) for _, ids in per_config}) == 1  # the same 12 templates for all three
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"same_sample_for_every_configuration": True}
+    # Calls are recorded under the configuration's scope, apart from the pipeline's own.
+    scopes = rows(db, "SELECT DISTINCT split_part(scope, ':', 2) FROM llm.calls WHERE scope LIKE 'ablation:%'")
+    assert {s for (s,) in scopes} == {"baseline", "writer w2 + CoT", "biased judge"}
 
 
 def test_rewrite_command_processes_good_lines_and_reports_bad_ones(tmp_path):

@@ -64,3 +64,31 @@ def test_charts_are_png_images_in_markdown():
     md = markdown_image(scatter([1.0, 2.0], [1.5, 2.5], "t", "x", "y"), "alt")
     assert md.startswith("![alt](data:image/png;base64,")
     assert base64.b64decode(md[md.index(",") + 1:-1])[:4] == b"\x89PNG"
+
+
+def test_ablation_sample_is_fixed_by_hash_and_seed(conn):
+    from crmagent_dagster.agents.ablation import sample_weak
+
+    conn.execute("CREATE SCHEMA core")
+    conn.execute("CREATE TABLE core.quartile_labels AS SELECT '2025-04' AS month, "
+                 "['a', 'b', 'c'][i % 3 + 1] AS segment, 'g' || i AS aggregate_id, "
+                 "CASE WHEN i < 60 THEN 'weak' ELSE 'strong' END AS performance_label FROM range(90) t(i)")
+    first = sample_weak(conn, "2025-04", 10, seed=0)
+    assert first == sample_weak(conn, "2025-04", 10, seed=0)  # the same templates on every run
+    assert first != sample_weak(conn, "2025-04", 10, seed=1)
+    ids = [i for group in first.values() for i in group]
+    assert len(ids) == 10 and all(int(i[1:]) < 60 for i in ids)  # weak ones only
+    assert sum(map(len, sample_weak(conn, "2025-04", 500, seed=0).values())) == 60
+
+
+def test_default_ablation_settings_follow_the_backend():
+    from crmagent_dagster.agents.ablation import configured, default_settings, label
+    from crmagent_dagster.llm import LLMResource
+
+    assert [s.name for s in default_settings(LLMResource())] == ["rules", "rules, zero-shot writer"]
+    llm = LLMResource(configured=True, default_model="m")
+    settings = {s.name: s for s in default_settings(llm)}
+    assert list(settings) == ["baseline", "writer + CoT", "judge + CoT", "rule-engine writer"]
+    assert label(configured(llm, settings["writer + CoT"]), "template") == "m + CoT"
+    assert label(configured(llm, settings["writer + CoT"]), "evaluate") == "m"
+    assert label(configured(llm, settings["rule-engine writer"]), "template") == "hybrid-rule-engine-v1"

@@ -54,3 +54,8 @@ SCHEMAS.update({
                                  "baseline_spearman_rho": F, "text_lift_r2": F, "rewrites_scored": I,
                                  "rewrite_predicted_better_pct": F},
 })
+SCHEMAS["agents.ablation_judgments"] = {
+    "month": S, "configuration": S, "position": I, "segment": S, "aggregate_id": S, "template_id": S,
+    "content_setting": S, "template_setting": S, "evaluate_setting": S, "zero_shot": B, "path": I, "new_title": S,
+    "new_body": S, "writer_backend": S, "original_audience": I, "rewrite_audience": I, "original_marketing": I,
+    "rewrite_marketing": I, "verdict": S, "position_consistent": B, "status": S, "error": S}

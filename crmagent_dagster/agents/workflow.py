@@ -46,6 +46,7 @@ class Context:
     llm: LLMResource | None = None
     log: Callable[[str], None] = print
     llm_runs: list = None  # LLMRun objects, for metadata
+    scope_prefix: str = ""  # tells llm.calls rows of an ablation configuration from the pipeline's own
 
     def __post_init__(self) -> None:
         self.llm_runs = [] if self.llm_runs is None else self.llm_runs
@@ -61,7 +62,7 @@ class Context:
         return self.llm.agent_settings(agent).model if self.backend(agent) != RULES else RULE_MODEL
 
     def ask(self, scope: str, requests: Sequence[LLMRequest]) -> dict[str, Any]:
-        run = self.llm.run(requests, conn=self.conn, scope=f"{scope}|{self.month}|{self.segment}", log=self.log)
+        run = self.llm.run(requests, conn=self.conn, scope=f"{self.scope_prefix}{scope}|{self.month}|{self.segment}", log=self.log)
         self.llm_runs.append(run)
         return {r.custom_id: r for r in run.results}
 
@@ -69,6 +70,13 @@ class Context:
 def load_labelled(conn: duckdb.DuckDBPyConnection, month: str, segment: str) -> list[dict[str, Any]]:
     return fetch_dicts(conn, "SELECT * FROM core.labelled_templates WHERE month = $month AND segment = $segment "
                              "ORDER BY performance_label, performance_rank", {"month": month, "segment": segment})
+
+
+def product_vocabulary(conn: duckdb.DuckDBPyConnection, month: str) -> frozenset[str]:
+    """Product types sold this month: a rewrite naming one its plan does not bind is a guardrail violation."""
+    return frozenset(v for (v,) in conn.execute(
+        "SELECT DISTINCT lower(category_l3) FROM staging.products WHERE month = $month AND category_l3 IS NOT NULL",
+        {"month": month}).fetchall())
 
 
 def message(row: dict[str, Any], prefix: str = "") -> str:

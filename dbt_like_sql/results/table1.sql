@@ -22,8 +22,7 @@ grouped AS (
            string_agg(DISTINCT writer, ', ') AS writer, string_agg(DISTINCT judge, ', ') AS judge
     FROM pairs
     GROUP BY GROUPING SETS ((segment), ())
-)
-,
+),
 table1 AS (
     SELECT
         $month AS month, segment, is_overall::BOOLEAN AS is_overall, n AS count,
@@ -40,7 +39,7 @@ table1 AS (
         round(consistency_rate, 4) AS position_consistency,
         writer, judge
     FROM grouped
-)
+),
 predicted AS (
     SELECT coalesce(segment, 'Overall') AS segment, round(avg(predicted_original), 3) AS predicted_ori,
            round(avg(predicted_rewrite), 3) AS predicted_gen,
