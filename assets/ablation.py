@@ -8,7 +8,8 @@ from crmagent_dagster.agents.io import llm_metadata
 from crmagent_dagster.agents.tables import frame
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import BY_MONTH, DUCKDB_POOL, monthly_partitions
-from crmagent_dagster.plots import bars, markdown_image
+from crmagent_dagster.plots import markdown_image
+from crmagent_dagster.report import charts
 from crmagent_dagster.resources import CRMWarehouse
 from crmagent_dagster.sql import fetch_dicts, preview_markdown, write_frame, write_model
 
@@ -68,15 +69,7 @@ def ablation_study(context: dg.AssetExecutionContext, config: AblationConfig, du
         "configurations": len(settings), "failed": sum(r["status"] != "ok" for r in out), **llm_metadata(runs)})
     yield dg.MaterializeResult(asset_key=TABLE3, metadata={
         "dagster/row_count": len(table), "table": dg.MetadataValue.md(preview),
-        "plot": dg.MetadataValue.md(table3_chart(month, table))},
+        "plot": dg.MetadataValue.md("\n\n".join(markdown_image(png, "Table 3") for png in charts("table3", month, table)))},
         check_results=[dg.AssetCheckResult(check_name="same_sample_for_every_configuration", passed=not differing,
                                            metadata={"differing": ", ".join(differing) or "none"})])
 
-
-def table3_chart(month: str, table: list[dict]) -> str:
-    labels = [t["configuration"] for t in table]
-    png = bars(labels, {"audience ori": [t["audience_ori"] for t in table],
-                        "audience gen": [t["audience_gen"] for t in table],
-                        "market ori": [t["market_ori"] for t in table], "market gen": [t["market_gen"] for t in table]},
-               f"Table 3 ({month}): scores by configuration", "EvaluateAgent score (1-5)")
-    return markdown_image(png, "Table 3")

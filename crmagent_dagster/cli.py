@@ -109,7 +109,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         if not run.success:
             failed.append(segment)
     if not failed and not args.segment:  # the paper's tables need every segment of the month
-        print("  results: Table 1, Table 2, Figure 16 ...", flush=True)
+        print("  results: Tables 1-3, judge validity, engagement predictor, figures ...", flush=True)
         if not defs.resolve_job_def("monthly_results_job").execute_in_process(
                 partition_key=args.month, instance=instance, run_config=quiet, tags=tags).success:
             failed.append("results")
@@ -122,6 +122,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def print_summary(db: str | None, month: str) -> None:
+    from crmagent_dagster.report import report_dir
     from crmagent_dagster.resources import connect_waiting, duckdb_path
     from crmagent_dagster.summary import month_summary
 
@@ -129,6 +130,9 @@ def print_summary(db: str | None, month: str) -> None:
     with connect_waiting(path, read_only=True) as conn:  # another run may hold the write lock
         print(month_summary(conn, month))
     print(f"\nDuckDB file: {path}")
+    report = report_dir(path) / f"{month}.md"
+    if report.exists():
+        print(f"Report (tables and charts): {report}")
     print(f"Open the UI: DAGSTER_HOME={os.environ.get('DAGSTER_HOME', '<unset>')} .venv/bin/dagster dev   "
           "(or `make dev`), then http://127.0.0.1:3000")
 

@@ -137,8 +137,22 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     res = {"duckdb": CRMWarehouse(database=db), "llm": LLMResource(),
            "log_source": LogSource(landing_dir="/nonexistent", synthetic_logs=1)}
     month_assets = [engagement_judge.engagement_judge, ablation.ablation_study, results.paper_tables]
-    assert dg.materialize(MONTHLY + SEGMENT_ASSETS + month_assets, selection=month_assets,
-                          partition_key="2025-04", resources=res).success
+    done = dg.materialize(MONTHLY + SEGMENT_ASSETS + month_assets, selection=month_assets,
+                          partition_key="2025-04", resources=res)
+    assert done.success
+    # Charts ride in the metadata (the UI renders them) and in the report beside the DuckDB file.
+    shown = {e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
+             for e in done.get_asset_materialization_events()}
+    for name in ("table1", "table2", "table3", "judge_validity", "figure16", "figure7", "figure8", "figure9"):
+        assert "](data:image/png;base64," in shown[name]["plot"].value, name
+    report = Path(db).parent / "report" / "2025-04.md"
+    assert shown["table1"]["report"].value == str(report)
+    text = report.read_text()
+    images = [line[line.index("](") + 2:-1] for line in text.splitlines() if line.startswith("![")]
+    assert len(images) == 9 and all((report.parent / i).read_bytes()[:4] == b"\x89PNG" for i in images)
+    for heading in ("## Table 1", "## Table 2", "## Table 3", "## Judge validity", "## Engagement predictor",
+                    "## Figure 16", "## Figure 7"):
+        assert heading in text, heading
     # The data-driven judge: trained on every ranked group, scored every accepted rewrite against its original.
     ranked = rows(db, "SELECT count(*) FROM core.quartile_labels WHERE performance_label IN ('strong', 'middle', 'weak')")
     model = rows(db, "SELECT n_groups, n_train + n_test, r2, baseline_r2, rewrites_scored, rewrite_predicted_better_pct "

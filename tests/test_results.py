@@ -92,3 +92,37 @@ def test_default_ablation_settings_follow_the_backend():
     assert label(configured(llm, settings["writer + CoT"]), "template") == "m + CoT"
     assert label(configured(llm, settings["writer + CoT"]), "evaluate") == "m"
     assert label(configured(llm, settings["rule-engine writer"]), "template") == "hybrid-rule-engine-v1"
+
+
+def test_results_sensor_waits_for_all_eleven_segments_of_the_month():
+    import dagster as dg
+
+    from crmagent_dagster.partitions import month_segment_partitions
+    from crmagent_dagster.schedules import results_sensor
+
+    @dg.asset(partitions_def=month_segment_partitions)
+    def probe() -> None:
+        """Stands in for a segment run: the sensor reads only the finished run's partition tag."""
+
+    audits = dg.AssetKey(["agents", "template_audits"])
+
+    def audited(month: str, segment: str) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=audits, partition=f"{month}|{segment}"))
+
+    with dg.instance_for_test() as instance:
+        run = dg.materialize([probe], instance=instance,
+                             partition_key=dg.MultiPartitionKey({"month": "2025-04", "segment": SEGMENT_KEYS[0]}))
+        success = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records[0]
+        context = dg.build_run_status_sensor_context(
+            sensor_name="results_sensor", dagster_instance=instance, dagster_run=instance.get_run_by_id(run.run_id),
+            dagster_event=success.event_log_entry.dagster_event)
+        for segment in SEGMENT_KEYS:  # another month being complete must not count
+            audited("2025-05", segment)
+        for segment in SEGMENT_KEYS[:-1]:
+            audited("2025-04", segment)
+        waiting = results_sensor(context)
+        assert isinstance(waiting, dg.SkipReason) and "waiting for 1 segment" in waiting.skip_message
+        audited("2025-04", SEGMENT_KEYS[-1])
+        request = results_sensor(context)
+        assert isinstance(request, dg.RunRequest) and request.partition_key == "2025-04"
+        assert run.run_id in request.run_key  # one request per finishing run: re-evaluation is idempotent

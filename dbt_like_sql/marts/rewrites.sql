@@ -7,6 +7,7 @@ SELECT
     s.original_audience, s.rewrite_audience, s.original_marketing, s.rewrite_marketing,
     j.verdict AS preference_verdict, j.position_consistent,
     f.bertscore_f1, f.chrf, f.bertscore_model,
+    pe.predicted_original AS predicted_engagement_original, pe.predicted_rewrite AS predicted_engagement_rewrite,
     ao.error_type AS original_error_type, ar.error_type AS rewrite_error_type,
     w.backend AS writer_backend, w.model AS writer_model, w.prompt_version AS writer_prompt_version,
     s.backend AS judge_backend, s.model AS judge_model, ao.backend AS auditor_backend
@@ -15,6 +16,7 @@ LEFT JOIN core.labelled_templates l USING (month, segment, aggregate_id)
 LEFT JOIN agents.rewrite_scores s USING (month, segment, aggregate_id)
 LEFT JOIN agents.preference_judgments j USING (month, segment, aggregate_id)
 LEFT JOIN agents.faithfulness_scores f USING (month, segment, aggregate_id)
+LEFT JOIN agents.predicted_engagement pe USING (month, segment, aggregate_id)
 LEFT JOIN agents.template_audits ao ON ao.month = w.month AND ao.segment = w.segment
     AND ao.aggregate_id = w.aggregate_id AND ao.version = 'original'
 LEFT JOIN agents.template_audits ar ON ar.month = w.month AND ar.segment = w.segment

@@ -10,6 +10,7 @@ SELECT
     avg((preference_verdict = 'rewrite')::INT) AS gen_preferred_rate,
     avg(position_consistent::INT) AS position_consistency,
     avg(bertscore_f1) AS bertscore_f1, avg(chrf) AS chrf,
+    avg((predicted_engagement_rewrite > predicted_engagement_original)::INT) AS predicted_better_rate,
     avg((len(first_violations) > 0)::INT) AS guardrail_violation_rate,
     string_agg(DISTINCT writer_backend || ':' || writer_model, ', ') AS writer,
     string_agg(DISTINCT judge_backend || ':' || judge_model, ', ') AS judge
