@@ -1,10 +1,11 @@
-"""The UI end to end: a real dagster-webserver runs a month x segment launched over GraphQL, and headless
-Chromium renders the asset graph."""
+"""The UI end to end: a real dagster-webserver runs a month, one month x segment and the month's results,
+launched over GraphQL; headless Chromium renders the asset graph, the catalog and Table 1's chart entry."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -77,6 +78,10 @@ def test_materialize_through_the_ui_api_and_render_the_asset_graph(webserver):
         weak = c.execute("SELECT count(*) FROM core.labelled_templates WHERE performance_label = 'weak'").fetchone()[0]
         rewritten = c.execute("SELECT count(*) FROM agents.template_rewrites WHERE status = 'ok'").fetchone()[0]
     assert weak > 0 and rewritten == weak
+    launch(port, "monthly_results_job", "2025-04")  # one segment done is enough to see the tables
+    with duckdb.connect(str(tmp / "wh.duckdb"), read_only=True) as c:
+        tables = c.execute("SELECT (SELECT count(*) FROM results.table1), (SELECT count(*) FROM results.table3)").fetchone()
+    assert tables == (2, 2)  # new_buyers + Overall; offline Table 3's two configurations
 
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is installed by `make test`"
@@ -91,6 +96,7 @@ def test_materialize_through_the_ui_api_and_render_the_asset_graph(webserver):
 
     # The lineage page draws the graph by asset group; the catalog lists every asset.
     graph, catalog = render("asset-groups"), render("assets")
+    events = render("assets/results/table1?view=events")
     for path in ("asset-groups", "assets"):
         shot = tmp / f"{path}.png"
         assert shot.exists() and shot.stat().st_size > 20_000, path  # a rendered page, not a blank one
@@ -98,3 +104,7 @@ def test_materialize_through_the_ui_api_and_render_the_asset_graph(webserver):
         assert group in graph, f"group {group} not in the rendered lineage graph"
     for name in ("exemplar_matches", "template_rewrites", "template_audits"):  # the list is virtualised: first screen
         assert name in catalog, f"asset {name} not in the rendered catalog"
+    # Table 1's latest materialization lists its chart (markdown with the PNG, opened by [Show Markdown]).
+    entries = re.findall(r"familyMono[^>]*>([a-z_/]+)</span>", events)
+    assert {"dagster/row_count", "table", "plot", "report"} <= set(entries), entries
+    assert events.count("[Show Markdown]") >= 2
