@@ -22,3 +22,19 @@ def test_readme_quick_start_is_the_two_make_commands():
     assert "make demo" in README and "make test" in README
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_readme_table3_run_config_is_valid_for_the_results_job():
+    import textwrap
+
+    import dagster as dg
+    import yaml
+
+    from crmagent_dagster.definitions import build_definitions
+
+    block = README.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = yaml.safe_load(textwrap.dedent(block))
+    job = build_definitions(database="/nonexistent/x.duckdb").resolve_job_def("monthly_results_job")
+    dg.validate_run_config(job, config)  # raises, naming the field, if the README's example drifts
+    names = [c["name"] for c in config["ops"]["ablation_study"]["config"]["configurations"]]
+    assert len(names) == 6 and len(set(names)) == 6
