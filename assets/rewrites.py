@@ -9,7 +9,7 @@ from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import fetch_dicts, preview_markdown
+from crmagent_dagster.sql import preview_markdown
 
 REWRITES = dg.AssetKey(["agents", "template_rewrites"])
 
@@ -40,19 +40,12 @@ def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, 
     with duckdb.get_connection() as conn:
         ctx = workflow.Context(month, segment, conn, llm, context.log.info)
         rows = workflow.load_labelled(conn, month, segment)
-        matches: dict[str, list[dict]] = {}
-        for m in fetch_dicts(conn, "SELECT * FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
-                                   "ORDER BY aggregate_id, route, rank", p):
-            matches.setdefault(m["aggregate_id"], []).append(m)
-        problems = dict(conn.execute("SELECT aggregate_id, reason FROM agents.problem_analyses "
-                                     "WHERE month = $month AND segment = $segment", p).fetchall())
-        diagnosis = conn.execute("SELECT analysis FROM agents.segment_diagnoses WHERE month = $month AND segment = $segment",
-                                 p).fetchone()
+        matches, problems, diagnosis = workflow.load_rewrite_inputs(conn, month, segment)
         vocabulary = workflow.product_vocabulary(conn, month)
         if config.channel not in config.length_limits:
             raise ValueError(f"channel {config.channel!r} has no length limits; configured: {sorted(config.length_limits)}")
         limits = {k: (v[0], v[1]) for k, v in config.length_limits.items()}
-        out = workflow.rewrite_weak(ctx, rows, matches, problems, (diagnosis or [None])[0] or "", config.max_llm_rewrites,
+        out = workflow.rewrite_weak(ctx, rows, matches, problems, diagnosis, config.max_llm_rewrites,
                                     vocabulary, config.guard_rounds, config.channel, limits)
         n = write_rows(conn, "agents.template_rewrites", out, month, segment)
         preview = preview_markdown(conn, "SELECT path, original_title, new_title, new_body FROM agents.template_rewrites "

@@ -24,10 +24,14 @@ def _segments(rows: Rows) -> list[str]:
     return [r["segment"] for r in rows]
 
 
+def _scores(labels: list[str], rows: Rows, title: str) -> bytes:
+    return bars(labels, {"audience ori": _col(rows, "audience_ori"), "audience gen": _col(rows, "audience_gen"),
+                         "market ori": _col(rows, "market_ori"), "market gen": _col(rows, "market_gen")},
+                title, "mean score (1-5)")
+
+
 def _table1(month: str, rows: Rows) -> bytes:
-    return bars(_segments(rows), {"audience ori": _col(rows, "audience_ori"), "audience gen": _col(rows, "audience_gen"),
-                                  "market ori": _col(rows, "market_ori"), "market gen": _col(rows, "market_gen")},
-                f"Table 1 ({month}): EvaluateAgent scores before and after", "mean score (1-5)")
+    return _scores(_segments(rows), rows, f"Table 1 ({month}): EvaluateAgent scores before and after")
 
 
 def _preference(month: str, rows: Rows) -> bytes:
@@ -42,10 +46,7 @@ def _table2(month: str, rows: Rows) -> bytes:
 
 
 def _table3(month: str, rows: Rows) -> bytes:
-    return bars([r["configuration"] for r in rows],
-                {"audience ori": _col(rows, "audience_ori"), "audience gen": _col(rows, "audience_gen"),
-                 "market ori": _col(rows, "market_ori"), "market gen": _col(rows, "market_gen")},
-                f"Table 3 ({month}): agent configurations on one sample", "mean score (1-5)")
+    return _scores([r["configuration"] for r in rows], rows, f"Table 3 ({month}): agent configurations on one sample")
 
 
 def _validity(month: str, rows: Rows) -> bytes:

@@ -51,8 +51,11 @@ def load_sql(table: str) -> str:
 
 
 def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
+    """The schemas, and the shared SQL macros (dbt_like_sql/macros/*.sql) on this connection."""
     for schema in SCHEMAS:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    for macro in sorted((SQL_DIR / "macros").glob("*.sql")):
+        conn.execute(macro.read_text())
 
 
 @contextmanager

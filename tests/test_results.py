@@ -126,3 +126,12 @@ def test_results_sensor_waits_for_all_eleven_segments_of_the_month():
         request = results_sensor(context)
         assert isinstance(request, dg.RunRequest) and request.partition_key == "2025-04"
         assert run.run_id in request.run_key  # one request per finishing run: re-evaluation is idempotent
+
+
+def test_wilson_interval_macro_matches_the_formula(conn):
+    from crmagent_dagster.sql import ensure_schemas
+
+    ensure_schemas(conn)
+    low, high = conn.execute("SELECT round(wilson_low(8, 10), 2), round(wilson_high(8, 10), 2)").fetchone()
+    assert (low, high) == (49.02, 94.33)  # 8 of 10: the textbook Wilson 95% interval
+    assert conn.execute("SELECT wilson_low(0, 20) >= 0 AND wilson_high(20, 20) <= 100.0001").fetchone()[0]

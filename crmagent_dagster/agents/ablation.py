@@ -19,7 +19,6 @@ from pydantic import Field
 from crmagent_dagster.agents import workflow
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.llm.resource import AgentModelConfig
-from crmagent_dagster.sql import fetch_dicts
 
 VARIED = ("template", "evaluate")
 
@@ -70,20 +69,6 @@ def sample_weak(conn: duckdb.DuckDBPyConnection, month: str, size: int, seed: in
     return out
 
 
-def _stored(conn, month: str, segment: str) -> tuple[dict[str, list[dict]], dict[str, str], str]:
-    """The segment's exemplar matches and its fixed ContentAgent output."""
-    p = {"month": month, "segment": segment}
-    matches: dict[str, list[dict]] = {}
-    for m in fetch_dicts(conn, "SELECT * FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
-                               "ORDER BY aggregate_id, route, rank", p):
-        matches.setdefault(m["aggregate_id"], []).append(m)
-    problems = dict(conn.execute("SELECT aggregate_id, reason FROM agents.problem_analyses "
-                                 "WHERE month = $month AND segment = $segment", p).fetchall())
-    diagnosis = conn.execute("SELECT analysis FROM agents.segment_diagnoses WHERE month = $month AND segment = $segment",
-                             p).fetchone()
-    return matches, problems, (diagnosis or [None])[0] or ""
-
-
 def run_setting(conn: duckdb.DuckDBPyConnection, month: str, position: int, setting: AblationSetting,
                 llm: LLMResource, sample: dict[str, list[str]], vocabulary: frozenset[str],
                 log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], list]:
@@ -95,7 +80,7 @@ def run_setting(conn: duckdb.DuckDBPyConnection, month: str, position: int, sett
         rows = workflow.load_labelled(conn, month, segment)
         chosen = set(ids)
         subset = [r for r in rows if r["performance_label"] == "strong" or r["aggregate_id"] in chosen]
-        matches, problems, diagnosis = _stored(conn, month, segment)
+        matches, problems, diagnosis = workflow.load_rewrite_inputs(conn, month, segment)
         ctx = workflow.Context(month, segment, conn, agents, log, runs, scope_prefix=f"ablation:{setting.name}:")
         rewrites = workflow.rewrite_weak(ctx, subset, {} if setting.zero_shot else matches, problems, diagnosis,
                                          cap=None, vocabulary=vocabulary)

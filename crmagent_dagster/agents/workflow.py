@@ -72,6 +72,21 @@ def load_labelled(conn: duckdb.DuckDBPyConnection, month: str, segment: str) -> 
                              "ORDER BY performance_label, performance_rank", {"month": month, "segment": segment})
 
 
+def load_rewrite_inputs(conn: duckdb.DuckDBPyConnection, month: str, segment: str
+                        ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str], str]:
+    """What TemplateAgent reads: exemplar matches per weak group, problem reasons, the segment's diagnosis."""
+    p = {"month": month, "segment": segment}
+    matches: dict[str, list[dict[str, Any]]] = {}
+    for m in fetch_dicts(conn, "SELECT * FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
+                               "ORDER BY aggregate_id, route, rank", p):
+        matches.setdefault(m["aggregate_id"], []).append(m)
+    problems = dict(conn.execute("SELECT aggregate_id, reason FROM agents.problem_analyses "
+                                 "WHERE month = $month AND segment = $segment", p).fetchall())
+    diagnosis = conn.execute("SELECT analysis FROM agents.segment_diagnoses WHERE month = $month AND segment = $segment",
+                             p).fetchone()
+    return matches, problems, (diagnosis or [None])[0] or ""
+
+
 def product_vocabulary(conn: duckdb.DuckDBPyConnection, month: str) -> frozenset[str]:
     """Product types sold this month: a rewrite naming one its plan does not bind is a guardrail violation."""
     return frozenset(v for (v,) in conn.execute(

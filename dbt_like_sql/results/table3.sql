@@ -26,9 +26,7 @@ SELECT
     round(market_ori, 2) AS market_ori, round(market_gen, 2) AS market_gen,
     round((market_gen - market_ori) / market_ori * 100, 2) AS market_delta_pct,
     round(wins / n * 100, 2) AS gen_preferred_pct,
-    round(100 * ((wins / n + 1.9208 / n) - 1.96 * sqrt(wins / n * (1 - wins / n) / n + 0.9604 / (n * n)))
-          / (1 + 3.8416 / n), 2) AS gen_preferred_ci_low,
-    round(100 * ((wins / n + 1.9208 / n) + 1.96 * sqrt(wins / n * (1 - wins / n) / n + 0.9604 / (n * n)))
-          / (1 + 3.8416 / n), 2) AS gen_preferred_ci_high,
+    round(wilson_low(wins, n), 2) AS gen_preferred_ci_low,
+    round(wilson_high(wins, n), 2) AS gen_preferred_ci_high,
     round(consistency_rate, 4) AS position_consistency, round(path3_share, 4) AS path3_share
 FROM grouped
