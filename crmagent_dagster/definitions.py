@@ -23,6 +23,7 @@ from assets import (
 from crmagent_dagster.llm import llm_resource_from_env
 from crmagent_dagster.resources import CRMWarehouse, LogSource, duckdb_path, landing_dir
 from crmagent_dagster.schedules import (
+    ablation_job,
     monthly_logs_job,
     monthly_refresh_schedule,
     monthly_results_job,
@@ -39,7 +40,7 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
         assets=dg.load_assets_from_modules(
             [raw, staging, engagement, segments, retrieval, diagnosis, rewrites, evaluation, audits, engagement_judge,
              ablation, results]),
-        jobs=[monthly_logs_job, segment_job, monthly_results_job],
+        jobs=[monthly_logs_job, segment_job, monthly_results_job, ablation_job],
         schedules=[monthly_refresh_schedule],
         sensors=[segment_fanout_sensor, results_sensor],
         # DuckDB has one writer, so parallel steps only queue on its lock while each reloads torch and the models:

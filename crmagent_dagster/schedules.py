@@ -35,6 +35,16 @@ monthly_results_job = dg.define_asset_job(
     description="The paper's tables for a month, once every segment is done.",
 )
 
+# Table 3 alone, for trying other configurations (run config `ops.ablation_study.config`) without re-running the
+# predictor; the paper tables re-run too (SQL only) so the report shows the new Table 3.
+ablation_job = dg.define_asset_job(
+    "ablation_job",
+    selection=dg.AssetSelection.assets(["agents", "ablation_judgments"], ["results", "table3"])
+    | dg.AssetSelection.assets(["results", "table1"]).required_multi_asset_neighbors(),
+    partitions_def=monthly_partitions,
+    description="Table 3's agent configurations on one sample of weak templates, then the month's tables and report.",
+)
+
 # Partitioned-job schedule: each tick runs the newest complete month, i.e. on 1 May it runs 2025-04.
 monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
     monthly_logs_job, name="monthly_refresh_schedule", day_of_month=1, hour_of_day=3,

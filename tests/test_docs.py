@@ -34,7 +34,10 @@ def test_readme_table3_run_config_is_valid_for_the_results_job():
 
     block = README.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = yaml.safe_load(textwrap.dedent(block))
-    job = build_definitions(database="/nonexistent/x.duckdb").resolve_job_def("monthly_results_job")
-    dg.validate_run_config(job, config)  # raises, naming the field, if the README's example drifts
+    defs = build_definitions(database="/nonexistent/x.duckdb")
+    for name in ("monthly_results_job", "ablation_job"):  # raises, naming the field, if the README's example drifts
+        dg.validate_run_config(defs.resolve_job_def(name), config)
+    assert {k.to_user_string() for k in defs.resolve_job_def("ablation_job").asset_layer.executable_asset_keys} >= {
+        "agents/ablation_judgments", "results/table3", "results/table1"}
     names = [c["name"] for c in config["ops"]["ablation_study"]["config"]["configurations"]]
     assert len(names) == 6 and len(set(names)) == 6
