@@ -9,9 +9,9 @@ from crmagent_dagster.agents.tables import frame
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import BY_MONTH, DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.plots import markdown_image
-from crmagent_dagster.report import charts
+from crmagent_dagster.report import section
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import fetch_dicts, preview_markdown, write_frame, write_model
+from crmagent_dagster.sql import write_frame, write_model
 
 JUDGMENTS = dg.AssetKey(["agents", "ablation_judgments"])
 TABLE3 = dg.AssetKey(["results", "table3"])
@@ -59,9 +59,7 @@ def ablation_study(context: dg.AssetExecutionContext, config: AblationConfig, du
             runs += setting_runs
         n = write_frame(conn, "agents.ablation_judgments", frame("agents.ablation_judgments", out), {"month": month})
         write_model(conn, "results.table3", {"month": month})
-        table = fetch_dicts(conn, "SELECT * FROM results.table3 WHERE month = $month ORDER BY position", {"month": month})
-        preview = preview_markdown(conn, "SELECT * EXCLUDE (month, position) FROM results.table3 WHERE month = $month "
-                                         "ORDER BY position", {"month": month})
+        table, preview, pngs = section(conn, "table3", month, "position")
     samples = {name: sorted(r["aggregate_id"] for r in out if r["configuration"] == name) for name in names}
     differing = [name for name in names if samples[name] != samples[names[0]]]
     yield dg.MaterializeResult(asset_key=JUDGMENTS, metadata={
@@ -69,7 +67,7 @@ def ablation_study(context: dg.AssetExecutionContext, config: AblationConfig, du
         "configurations": len(settings), "failed": sum(r["status"] != "ok" for r in out), **llm_metadata(runs)})
     yield dg.MaterializeResult(asset_key=TABLE3, metadata={
         "dagster/row_count": len(table), "table": dg.MetadataValue.md(preview),
-        "plot": dg.MetadataValue.md("\n\n".join(markdown_image(png, "Table 3") for png in charts("table3", month, table)))},
+        "plot": dg.MetadataValue.md("\n\n".join(markdown_image(png, "Table 3") for png in pngs))},
         check_results=[dg.AssetCheckResult(check_name="same_sample_for_every_configuration", passed=not differing,
                                            metadata={"differing": ", ".join(differing) or "none"})])
 

@@ -28,8 +28,7 @@ class PredictorConfig(dg.Config):
     seed: int = Field(default=0, description="Seed of the held-out shop split.")
 
 
-def _embed(conn, month: str, texts: list[str]) -> np.ndarray:
-    vectors, _, _ = retrieval.month_embeddings(conn, month, sorted(set(texts)), table="agents.text_embeddings")
+def _stack(vectors: dict[str, np.ndarray], texts: list[str]) -> np.ndarray:
     if not texts:
         return np.zeros((0, retrieval.DIMENSION), dtype=np.float32)
     return np.stack([vectors[retrieval.metadata_key(t)] for t in texts])
@@ -71,22 +70,25 @@ def engagement_judge(context: dg.AssetExecutionContext, config: PredictorConfig,
             JOIN core.engagement_features f USING (month, segment, aggregate_id)
             WHERE w.month = $month AND w.status = 'ok' ORDER BY w.segment, w.aggregate_id""", {"month": month})
         texts = [predictor.message_text(g["title"], g["body"]) for g in groups]
+        originals = [predictor.message_text(w["original_title"], w["original_body"]) for w in rewrites]
+        news = [predictor.message_text(w["new_title"], w["new_body"]) for w in rewrites]
+        # One lookup (and one embedding pass for what is new) for every text the month's judge needs.
+        vectors, _, _ = retrieval.month_embeddings(conn, month, sorted(set(texts + originals + news)),
+                                                   table="agents.text_embeddings")
         try:
-            model = predictor.train(_embed(conn, month, texts), predictor.setting_features(groups),
+            model = predictor.train(_stack(vectors, texts), predictor.setting_features(groups),
                                     np.array([g["mean_score"] for g in groups]), [g["shop_id"] for g in groups],
                                     config.test_share, config.seed)
         except ValueError as e:  # a month too small to hold shops out: say so, predict nothing
             context.log.warning(f"{month}: engagement predictor not trained: {e}")
             model = None
-        predicted = _predict(conn, month, model, rewrites) if model else []
+        predicted = _predict(month, model, rewrites, _stack(vectors, originals), _stack(vectors, news)) if model else []
         n_pred = write_frame(conn, "agents.predicted_engagement", frame("agents.predicted_engagement", predicted),
                              {"month": month})
         better = sum(p["predicted_delta"] > 0 for p in predicted)
         metrics = {**(model.metrics if model else {"model": predictor.MODEL_NAME, "n_groups": len(groups)}),
                    "rewrites_scored": n_pred,
                    "rewrite_predicted_better_pct": round(100 * better / n_pred, 2) if n_pred else None}
-        if model:
-            metrics["text_lift_r2"] = metrics["r2"] - metrics["baseline_r2"]
         write_frame(conn, "results.engagement_model", frame("results.engagement_model", [metrics]), {"month": month})
     yield dg.MaterializeResult(asset_key=FEATURES, metadata={"dagster/row_count": n_features})
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items() if v is not None}
@@ -106,13 +108,11 @@ def engagement_judge(context: dg.AssetExecutionContext, config: PredictorConfig,
                               severity=dg.AssetCheckSeverity.WARN, metadata={"held_out_r2": r2})
 
 
-def _predict(conn, month: str, model: predictor.Predictor, rewrites: list[dict]) -> list[dict]:
+def _predict(month: str, model: predictor.Predictor, rewrites: list[dict], original_vectors: np.ndarray,
+             rewrite_vectors: np.ndarray) -> list[dict]:
     """Original and rewrite scored in the same setting: only the text differs."""
     setting = predictor.setting_features(rewrites)
-    before = model.predict(_embed(conn, month, [predictor.message_text(w["original_title"], w["original_body"])
-                                                for w in rewrites]), setting)
-    after = model.predict(_embed(conn, month, [predictor.message_text(w["new_title"], w["new_body"])
-                                               for w in rewrites]), setting)
+    before, after = model.predict(original_vectors, setting), model.predict(rewrite_vectors, setting)
     return [{"month": month, "segment": w["segment"], "aggregate_id": w["aggregate_id"], "template_id": w["template_id"],
              "path": w["path"], "writer_backend": w["writer_backend"], "writer_model": w["writer_model"],
              "observed_original": w["mean_score"], "predicted_original": float(b), "predicted_rewrite": float(a),

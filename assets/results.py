@@ -1,12 +1,12 @@
-"""Stage 10, results: the paper's Table 1, Table 2 and Figure 16 for a month, across all its segments."""
+"""Stage 10, results: the paper's tables and figures for a month, across all its segments, and the report file."""
 
 import dagster as dg
 
 from crmagent_dagster.partitions import BY_MONTH, DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.resources import CRMWarehouse
 from crmagent_dagster.plots import markdown_image
-from crmagent_dagster.report import charts, report_dir, write_report
-from crmagent_dagster.sql import create_view, fetch_dicts, preview_markdown, table_exists, write_model
+from crmagent_dagster.report import report_dir, section, write_report
+from crmagent_dagster.sql import create_view, table_exists, write_model
 
 TABLES = {  # in build order: table1 shows judge validity beside each segment
     "judge_validity": "Judge validity: Spearman rho (95% CI) of judge scores vs observed engagement of originals.",
@@ -55,14 +55,14 @@ def paper_tables(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
     with duckdb.get_connection() as conn:
         for name in TABLES:
             rows = write_model(conn, f"results.{name}", {"month": month})
-            _, preview, pngs = _section(conn, name, month)
+            _, preview, pngs = section(conn, name, month, ORDER[name])
             sections.append((name, TABLES[name], preview, pngs))
             plot = "\n\n".join(markdown_image(png, name) for png in pngs)
             metadata[("results", name)] = {"dagster/row_count": rows, "table": dg.MetadataValue.md(preview),
                                            "plot": dg.MetadataValue.md(plot)}
         for name, description in REPORT_ONLY.items():  # built by their own assets earlier in the run
             if table_exists(conn, f"results.{name}"):
-                sections.append((name, description, *_section(conn, name, month)[1:]))
+                sections.append((name, description, *section(conn, name, month, ORDER[name])[1:]))
         for name in MARTS:  # views: always current, so (re)creating them is all a month needs
             create_view(conn, f"marts.{name}")
             rows = conn.execute(f"SELECT count(*) FROM marts.{name} WHERE month = $month", {"month": month}).fetchone()[0]
@@ -72,9 +72,3 @@ def paper_tables(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
     for key, md in metadata.items():
         yield dg.MaterializeResult(asset_key=list(key), metadata={**md, "report": dg.MetadataValue.path(str(path))})
 
-
-def _section(conn, name: str, month: str) -> tuple[list[dict], str, list[bytes]]:
-    """A results table's rows for the month, as a markdown table and as charts."""
-    sql = f"SELECT * EXCLUDE (month) FROM results.{name} WHERE month = $month ORDER BY {ORDER[name]}"
-    rows = fetch_dicts(conn, sql, {"month": month})
-    return rows, preview_markdown(conn, sql, {"month": month}), charts(name, month, rows)

@@ -11,7 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from crmagent_dagster.plots import bars
+from crmagent_dagster.sql import fetch_dicts, preview_markdown
 
 Rows = list[dict[str, Any]]
 
@@ -86,6 +89,13 @@ CHARTS: dict[str, list[Callable[[str, Rows], bytes]]] = {
 def charts(name: str, month: str, rows: Rows) -> list[bytes]:
     """The PNG charts of one results table (none for an empty table)."""
     return [chart(month, rows) for chart in CHARTS.get(name, [])] if rows else []
+
+
+def section(conn: duckdb.DuckDBPyConnection, table: str, month: str, order: str) -> tuple[Rows, str, list[bytes]]:
+    """`results.<table>`'s rows for the month (`order` is code's, never input), as markdown and as charts."""
+    sql = f"SELECT * EXCLUDE (month) FROM results.{table} WHERE month = $month ORDER BY {order}"
+    rows = fetch_dicts(conn, sql, {"month": month})
+    return rows, preview_markdown(conn, sql, {"month": month}), charts(table, month, rows)
 
 
 def report_dir(database: str) -> Path:

@@ -4,9 +4,9 @@ Trained per month on that month's ranked groups (`core.engagement_features`): th
 all-MiniLM-L6-v2 embedding, one-hot audience segment, and voucher facts (type, percentage, minimum
 spend, expiry, bound product). Two ridge regressions (scikit-learn), penalties picked by internal
 cross-validation: the setting first, then the text on what the setting leaves unexplained, so that
-384 noisy text dimensions cannot drown the few setting features. Accuracy is measured on shops held out of training (a shop's popularity is shared
-by all its groups, so a random split would leak it), beside a baseline without the text: the
-difference says how much the words themselves predict. The refitted model then scores each rewrite
+384 noisy text dimensions cannot drown the few setting features. Accuracy is measured on shops held
+out of training (a shop's popularity is shared by all its groups, so a random split would leak it),
+beside a baseline without the text: the difference says how much the words themselves predict. The refitted model then scores each rewrite
 and its original in the same setting; only the text differs, so the difference is the text's effect.
 """
 
@@ -96,4 +96,5 @@ def train(text_vectors: np.ndarray, setting: np.ndarray, y: np.ndarray, shops: l
         "mae": float(mean_absolute_error(truth, pred)),
         "baseline_r2": float(r2_score(truth, base_pred)), "baseline_spearman_rho": _rho(base_pred, truth),
     }
+    metrics["text_lift_r2"] = metrics["r2"] - metrics["baseline_r2"]
     return Predictor(TextOnSetting().fit(text_vectors, setting, y), metrics, (pred, truth))

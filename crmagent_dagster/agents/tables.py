@@ -37,15 +37,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                "marketing": I, "judge_score": I, **_LINEAGE},
     "agents.writing_guidance": {"month": S, "segment": S, "guidance": S, "example_template_id": S,
                                 "example_before": S, "example_after": S, "source_backend": S},
-}
-
-
-def frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
-    schema = SCHEMAS[table]
-    return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")
-
-# Monthly tables (one partition per month, across segments).
-SCHEMAS.update({
+    # Monthly tables (one partition per month, across segments).
     "agents.predicted_engagement": {**_KEYS, "path": I, "writer_backend": S, "writer_model": S,
                                     "observed_original": F, "predicted_original": F, "predicted_rewrite": F,
                                     "predicted_delta": F, "model": S},
@@ -53,9 +45,15 @@ SCHEMAS.update({
                                  "alpha": F, "r2": F, "spearman_rho": F, "mae": F, "baseline_r2": F,
                                  "baseline_spearman_rho": F, "text_lift_r2": F, "rewrites_scored": I,
                                  "rewrite_predicted_better_pct": F},
-})
-SCHEMAS["agents.ablation_judgments"] = {
-    "month": S, "configuration": S, "position": I, "segment": S, "aggregate_id": S, "template_id": S,
-    "content_setting": S, "template_setting": S, "evaluate_setting": S, "zero_shot": B, "path": I, "new_title": S,
-    "new_body": S, "writer_backend": S, "original_audience": I, "rewrite_audience": I, "original_marketing": I,
-    "rewrite_marketing": I, "verdict": S, "position_consistent": B, "status": S, "error": S}
+    "agents.ablation_judgments": {"month": S, "configuration": S, "position": I, "segment": S, "aggregate_id": S,
+                                  "template_id": S, "content_setting": S, "template_setting": S,
+                                  "evaluate_setting": S, "zero_shot": B, "path": I, "new_title": S, "new_body": S,
+                                  "writer_backend": S, "original_audience": I, "rewrite_audience": I,
+                                  "original_marketing": I, "rewrite_marketing": I, "verdict": S,
+                                  "position_consistent": B, "status": S, "error": S},
+}
+
+
+def frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    schema = SCHEMAS[table]
+    return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")

@@ -62,7 +62,8 @@ class Context:
         return self.llm.agent_settings(agent).model if self.backend(agent) != RULES else RULE_MODEL
 
     def ask(self, scope: str, requests: Sequence[LLMRequest]) -> dict[str, Any]:
-        run = self.llm.run(requests, conn=self.conn, scope=f"{self.scope_prefix}{scope}|{self.month}|{self.segment}", log=self.log)
+        scope = f"{self.scope_prefix}{scope}|{self.month}|{self.segment}"
+        run = self.llm.run(requests, conn=self.conn, scope=scope, log=self.log)
         self.llm_runs.append(run)
         return {r.custom_id: r for r in run.results}
 
