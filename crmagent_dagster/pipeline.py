@@ -10,16 +10,21 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from crmagent_dagster.currency import alias_lists
 from crmagent_dagster.raw_schema import RAW_TABLES
 from crmagent_dagster.segments import EVENT_TYPES, EVENT_WEIGHTS, SEGMENT_KEYS, VOUCHER_TYPES
 from crmagent_dagster.sql import write_checked_model, write_frame, write_model
 
 # Staging order matters: events are checked against the staged deliveries.
 STAGED_TABLES: tuple[str, ...] = tuple(RAW_TABLES)
+_ALIASES, _ALIAS_CODES = alias_lists()
 VALIDATION_PARAMS = {
     "segments": list(SEGMENT_KEYS),
     "event_types": list(EVENT_TYPES),
     "voucher_types": list(VOUCHER_TYPES),
+    # Currencies as merchants type them ("RM", "₱", "Rp") -> ISO codes: the one normalization the agents use.
+    "currency_aliases": _ALIASES,
+    "currency_codes": _ALIAS_CODES,
 }
 WEIGHT_PARAMS = {
     "w_read": EVENT_WEIGHTS["read"],
@@ -32,7 +37,7 @@ _MODEL_PARAMS = {
     "staging.delivery_logs": ("segments",),
     "staging.plans": ("segments",),
     "staging.engagement_events": ("event_types",),
-    "staging.vouchers": ("voucher_types",),
+    "staging.vouchers": ("voucher_types", "currency_aliases", "currency_codes"),
 }
 
 

@@ -18,20 +18,32 @@ class Segment:
     label: str
     paper_count: int
     familiar: bool  # has the audience bought from / followed the shop before?
+    relationship: str  # one line on what the audience is to the shop, for prompts and reviewers
 
 
 SEGMENTS: tuple[Segment, ...] = (
-    Segment("potential_new_customers", "Potential New Customers", 701, False),
-    Segment("new_buyers", "New Buyers", 681, True),
-    Segment("lapsing_buyers", "Lapsing Buyers", 515, True),
-    Segment("abandoned_cart_buyers", "Abandoned Cart Buyers", 493, True),
-    Segment("unpaid_order_buyers", "Unpaid Order Buyers", 439, True),
-    Segment("post_purchase", "Post-Purchase Group", 352, True),
-    Segment("price_drop", "Price-Drop Group", 267, True),
-    Segment("active_old_followers", "Active Old Followers", 186, True),
-    Segment("frequent_buyers", "Frequent Buyers", 140, True),
-    Segment("new_followers", "New Followers", 125, False),
-    Segment("repeat_buyers", "Repeat Buyers", 58, True),
+    Segment("potential_new_customers", "Potential New Customers", 701, False,
+            "have never bought from the shop and do not follow it: no past orders, no 'we miss you'."),
+    Segment("new_buyers", "New Buyers", 681, True,
+            "made their first order recently: the goal is a second order, so no first-order offers."),
+    Segment("lapsing_buyers", "Lapsing Buyers", 515, True,
+            "bought before but not for a while: they know the shop, so a welcome back fits."),
+    Segment("abandoned_cart_buyers", "Abandoned Cart Buyers", 493, True,
+            "put items in the cart and did not check out: they have not bought them yet."),
+    Segment("unpaid_order_buyers", "Unpaid Order Buyers", 439, True,
+            "placed an order and have not paid: it is not theirs yet, so no thanks for a purchase."),
+    Segment("post_purchase", "Post-Purchase Group", 352, True,
+            "just bought: thank them and offer what goes with it or the next order."),
+    Segment("price_drop", "Price-Drop Group", 267, True,
+            "viewed or liked an item whose price has dropped: lead with the new price."),
+    Segment("active_old_followers", "Active Old Followers", 186, True,
+            "have followed the shop for long and engage: loyal, so no first-order offers."),
+    Segment("frequent_buyers", "Frequent Buyers", 140, True,
+            "buy often: regulars, so no first-order or new-user offers."),
+    Segment("new_followers", "New Followers", 125, False,
+            "just followed the shop and have not bought: thanks for following fits, 'welcome back' does not."),
+    Segment("repeat_buyers", "Repeat Buyers", 58, True,
+            "have bought more than once: no first-order offers."),
 )
 
 SEGMENT_KEYS: tuple[str, ...] = tuple(s.key for s in SEGMENTS)

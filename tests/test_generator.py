@@ -11,7 +11,7 @@ from sql_fixtures import MONTH, run_month
 from crmagent_dagster import pipeline as P
 from crmagent_dagster.segments import SEGMENT_SHARES
 from crmagent_dagster.synthetic.catalog import DEFECT_TARGETS, MARKETS
-from crmagent_dagster.synthetic.compose import format_amount
+from crmagent_dagster.vocabulary import format_amount
 from crmagent_dagster.synthetic.month import generate_month
 
 

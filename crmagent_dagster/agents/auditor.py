@@ -3,31 +3,64 @@
 Rules are checked from the most to the least harmful, and the first that fires is the label,
 with feedback that says what was found:
   audience_assumption_error > irrelevant_offer > misaligned_tone > vague_incentive > weak_call_to_action.
+
+Beside the label, two flags the paper's sheet lacks, for what a template sent to a whole segment must not
+carry: personal data (a person's name, an account or order number, a personal code or phone) and a stale
+offer (a deadline before the send date).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from crmagent_dagster.agents.text_features import (
+    BOUGHT_OFTEN,
     HAVE_BOUGHT,
     PURCHASE_PENDING,
     UNFAMILIAR,
     TextFeatures,
     features,
 )
+from crmagent_dagster.agents.terms import Reading
 from crmagent_dagster.segments import SEGMENT_BY_KEY
+
+PERSONAL_LABELS = {"person_name": "a person's name", "account_number": "an account or card number",
+                   "order_number": "an order or booking number", "personal_code": "a personal code",
+                   "personal_phone": "a personal phone number"}
 
 
 @dataclass(frozen=True)
 class AuditResult:
     error_type: str  # one of the five, or "none"
     feedback: str
+    flags: tuple[str, ...] = ()  # "personal_data", "stale_offer"
+    flag_details: tuple[str, ...] = ()  # one sentence per flag
 
 
 def audit(segment: str, title: str, body: str, language: str | None, has_voucher: bool,
-          must_label: bool = False) -> AuditResult:
-    return audit_features(segment, features(title, body, language), has_voucher, must_label)
+          must_label: bool = False, reading: Reading | None = None) -> AuditResult:
+    result = audit_features(segment, features(title, body, language), has_voucher, must_label)
+    if reading is None:
+        return result
+    flags, details = flag(reading)
+    return AuditResult(result.error_type, result.feedback, flags, details)
+
+
+def flag(reading: Reading) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Personal data and stale deadlines in a template meant for a whole segment."""
+    flags, details = [], []
+    if reading.personal:
+        flags.append("personal_data")
+        found = ", ".join(f"{PERSONAL_LABELS[p.kind]} ('{p.text}')" for p in reading.personal)
+        details.append(f"Holds personal data meant for one person: {found}. A template for a whole segment must "
+                       "not; use your CRM tool's placeholder instead.")
+    if reading.stale:
+        flags.append("stale_offer")
+        when = reading.as_of.isoformat() if isinstance(reading.as_of, date) else "the send date"
+        found = ", ".join(f"'{t.text}'" for t in dict.fromkeys(reading.stale))
+        details.append(f"States a deadline that has passed by {when}: {found}. Set a new one before sending.")
+    return tuple(flags), tuple(details)
 
 
 def audit_features(segment: str, f: TextFeatures, has_voucher: bool, must_label: bool = False) -> AuditResult:
@@ -37,13 +70,16 @@ def audit_features(segment: str, f: TextFeatures, has_voucher: bool, must_label:
         return AuditResult("audience_assumption_error",
                            f"Implies a past relationship ('missed you', 'welcome back') that {label} do not have; "
                            "welcome them and lead with the value instead.")
+    if segment == "potential_new_customers" and f.following:
+        return AuditResult("audience_assumption_error",
+                           f"Thanks {label} for following, but they do not follow the shop; welcome them instead.")
     if segment not in UNFAMILIAR and f.treats_as_new:
         return AuditResult("audience_assumption_error",
                            f"Treats {label} as strangers although they already know the shop; acknowledge them.")
     if segment in PURCHASE_PENDING and f.purchase_done:
         return AuditResult("audience_assumption_error",
                            f"Thanks {label} for a purchase they have not completed; remind them what is waiting.")
-    if segment in HAVE_BOUGHT and f.first_order:
+    if (segment in HAVE_BOUGHT and f.first_order) or (segment in BOUGHT_OFTEN and f.first_mention):
         return AuditResult("irrelevant_offer",
                            f"Offers a first-order deal to {label}, who have ordered before; frame it for their next order.")
     if (segment in UNFAMILIAR or segment in PURCHASE_PENDING) and f.loyalty:

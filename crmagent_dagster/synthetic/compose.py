@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date
 
 from crmagent_dagster.segments import SEGMENT_BY_KEY
-from crmagent_dagster.synthetic.copy_bank import BANKS, EMOJI_BY_INTENT, INTENT_OF_SEGMENT, MONTH_ABBR
-
-
-@dataclass(frozen=True)
-class VoucherFacts:
-    voucher_type: str  # percentage_off | fixed_amount_off | free_shipping
-    value: float  # percent for percentage_off, currency amount for fixed_amount_off, 0 for free shipping
-    min_spend: float | None
-    max_discount: float | None
-    currency: str
-    expires_on: date
+from crmagent_dagster.synthetic.copy_bank import BANKS
+from crmagent_dagster.vocabulary import (
+    EMOJI_BY_INTENT,
+    INTENT_OF_SEGMENT,
+    VoucherFacts,
+    format_expiry,
+    incentive_phrases,
+)
 
 
 @dataclass(frozen=True)
@@ -33,42 +29,6 @@ class ComposedTemplate:
     has_cta: bool
     has_urgency: bool
     has_emoji: bool
-
-
-def format_amount(amount: float, currency: str) -> str:
-    """Market-style money: RM5, S$3, ₱150, Rp10.000 (Indonesian thousands dots)."""
-    whole = amount == int(amount)
-    if currency == "IDR":
-        return "Rp" + f"{int(round(amount)):,}".replace(",", ".")
-    if currency == "PHP":
-        return "₱" + (f"{int(amount):,}" if whole else f"{amount:,.2f}")
-    prefix = {"MYR": "RM", "SGD": "S$"}.get(currency, currency + " ")
-    return prefix + (f"{int(amount)}" if whole else f"{amount:.2f}")
-
-
-def incentive_phrases(v: VoucherFacts, language: str) -> tuple[str, str]:
-    """(long phrase, short title phrase) stating exactly what the voucher gives."""
-    fmt = BANKS[language]["fmt"]
-    money = lambda x: format_amount(x, v.currency)  # noqa: E731
-    if v.voucher_type == "percentage_off":
-        pct = f"{v.value:g}"
-        if v.max_discount:
-            long = fmt["pct_cap"].format(v=pct, c=money(v.max_discount))
-        elif v.min_spend:
-            long = fmt["pct_min"].format(v=pct, m=money(v.min_spend))
-        else:
-            long = fmt["pct"].format(v=pct)
-        return long, fmt["short_pct"].format(v=pct)
-    if v.voucher_type == "fixed_amount_off":
-        a = money(v.value)
-        long = fmt["fixed_min"].format(a=a, m=money(v.min_spend)) if v.min_spend else fmt["fixed"].format(a=a)
-        return long, fmt["short_fixed"].format(a=a)
-    long = fmt["ship_min"].format(m=money(v.min_spend)) if v.min_spend else fmt["ship"]
-    return long, fmt["short_ship"]
-
-
-def format_expiry(d: date, language: str) -> str:
-    return f"{d.day} {MONTH_ABBR[language][d.month - 1]}"
 
 
 def compose_template(

@@ -3,36 +3,11 @@
 Good copy = segment-fitting hook + product line + concrete incentive from the voucher
 facts + optional urgency tied to the real expiry + an imperative call to action.
 Each Appendix D defect replaces exactly the slot it is about (see `compose.py`).
-Slots: {product}, {incentive}, {incentive_short}, {expiry}.
+Slots: {product}, {incentive}, {incentive_short}, {expiry}. How an offer is stated, month names and each
+segment's intent are the shared vocabulary (`crmagent_dagster.vocabulary`), which the agents read with.
 """
 
 from __future__ import annotations
-
-# segment -> intent; the intent picks hooks and openers.
-INTENT_OF_SEGMENT: dict[str, str] = {
-    "potential_new_customers": "acquire",
-    "new_followers": "acquire",
-    "new_buyers": "second_order",
-    "lapsing_buyers": "winback",
-    "abandoned_cart_buyers": "cart",
-    "unpaid_order_buyers": "unpaid",
-    "post_purchase": "after",
-    "price_drop": "price",
-    "active_old_followers": "loyal",
-    "frequent_buyers": "loyal",
-    "repeat_buyers": "loyal",
-}
-
-EMOJI_BY_INTENT: dict[str, tuple[str, ...]] = {
-    "acquire": ("✨", "🎉", "👋", "🛍️"),
-    "second_order": ("🛍️", "🎁", "✨"),
-    "winback": ("💌", "🎁", "👀"),
-    "cart": ("🛒", "⏰", "👀"),
-    "unpaid": ("⏰", "💳", "📦"),
-    "after": ("📦", "💝", "⭐"),
-    "price": ("📉", "🔥", "💸"),
-    "loyal": ("💎", "🎁", "🙌"),
-}
 
 BANKS: dict[str, dict[str, object]] = {
     "en": {
@@ -103,10 +78,6 @@ BANKS: dict[str, dict[str, object]] = {
                               "First purchase? Enjoy a starter deal."],
         "offer_loyalty": ["An exclusive loyalty reward for our regulars.", "VIP member perks for long-time fans.",
                           "Reorder your usual favourites."],
-        "fmt": {"pct": "{v}% off", "pct_min": "{v}% off with min. spend {m}", "pct_cap": "{v}% off (capped at {c})",
-                "fixed": "{a} off", "fixed_min": "{a} off when you spend {m}", "ship": "free shipping",
-                "ship_min": "free shipping on orders over {m}", "short_pct": "{v}% off", "short_fixed": "{a} off",
-                "short_ship": "Free shipping"},
     },
     "ms": {
         "hooks": {
@@ -149,10 +120,6 @@ BANKS: dict[str, dict[str, object]] = {
         "assume_purchased": ["Terima kasih atas pembelian anda!"],
         "offer_first_order": ["Tawaran istimewa untuk pesanan pertama anda.", "Hadiah alu-aluan pengguna baharu."],
         "offer_loyalty": ["Ganjaran kesetiaan eksklusif untuk pelanggan tetap.", "Keistimewaan ahli VIP."],
-        "fmt": {"pct": "diskaun {v}%", "pct_min": "diskaun {v}% dengan belanja min. {m}", "pct_cap": "diskaun {v}% (maks. {c})",
-                "fixed": "potongan {a}", "fixed_min": "potongan {a} dengan belanja {m}", "ship": "penghantaran percuma",
-                "ship_min": "penghantaran percuma untuk pesanan melebihi {m}", "short_pct": "Diskaun {v}%",
-                "short_fixed": "Potongan {a}", "short_ship": "Penghantaran percuma"},
     },
     "id": {
         "hooks": {
@@ -195,15 +162,6 @@ BANKS: dict[str, dict[str, object]] = {
         "assume_purchased": ["Terima kasih atas pembelianmu!"],
         "offer_first_order": ["Penawaran spesial untuk pesanan pertamamu.", "Hadiah sambutan pengguna baru."],
         "offer_loyalty": ["Hadiah loyalitas eksklusif untuk pelanggan tetap.", "Keuntungan member VIP."],
-        "fmt": {"pct": "diskon {v}%", "pct_min": "diskon {v}% dengan min. belanja {m}", "pct_cap": "diskon {v}% (maks. {c})",
-                "fixed": "potongan {a}", "fixed_min": "potongan {a} dengan min. belanja {m}", "ship": "gratis ongkir",
-                "ship_min": "gratis ongkir untuk belanja di atas {m}", "short_pct": "Diskon {v}%",
-                "short_fixed": "Potongan {a}", "short_ship": "Gratis ongkir"},
     },
 }
 
-MONTH_ABBR = {
-    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
-    "ms": ["Jan", "Feb", "Mac", "Apr", "Mei", "Jun", "Jul", "Ogo", "Sep", "Okt", "Nov", "Dis"],
-    "id": ["Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des"],
-}

@@ -26,8 +26,9 @@ from crmagent_dagster.synthetic.catalog import (
     VOUCHER_BOUND_SHARE,
     VOUCHER_TYPE_SHARES,
 )
-from crmagent_dagster.synthetic.compose import VoucherFacts, compose_template
+from crmagent_dagster.synthetic.compose import compose_template
 from crmagent_dagster.synthetic.engagement import event_probabilities
+from crmagent_dagster.vocabulary import VoucherFacts
 
 LOGS_PER_PLAN = 190  # ~3M logs -> ~16k plans, as in the paper's 15,806 aggregated records
 PLANS_PER_SHOP = 5

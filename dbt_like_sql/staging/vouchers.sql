@@ -1,8 +1,10 @@
 -- staging.vouchers: voucher facts, the only source of truth for any offer a message may state.
 -- Rules, first broken wins: null_key, unknown_voucher_type, invalid_number (a numeric field is not a
 -- number), impossible_value (percentage outside (0, 100], non-positive amount, negative min_spend,
--- non-positive cap), invalid_currency (not a three-letter code), malformed_timestamp (expires_at),
--- duplicate_key (first row wins). A well-formed but unfamiliar code (e.g. 'XYZ') is kept and stated as-is.
+-- non-positive cap), invalid_currency (neither a known alias nor a three-letter code), malformed_timestamp
+-- (expires_at), duplicate_key (first row wins). A currency typed as merchants do ('RM', '₱', 'Rp') becomes its
+-- ISO code through $currency_aliases/$currency_codes (crmagent_dagster/currency.py, the agents' own table).
+-- A well-formed but unfamiliar code (e.g. 'XYZ') is kept and stated as-is.
 WITH src AS (
     SELECT month, _source, _row_id,
         NULLIF(TRIM(voucher_id), '') AS voucher_id,
@@ -14,7 +16,8 @@ WITH src AS (
         TRY_CAST(NULLIF(TRIM(discount_value), '') AS DOUBLE) AS discount_value,
         TRY_CAST(NULLIF(TRIM(min_spend), '') AS DOUBLE) AS min_spend,
         TRY_CAST(NULLIF(TRIM(max_discount), '') AS DOUBLE) AS max_discount,
-        UPPER(NULLIF(TRIM(currency), '')) AS currency,
+        coalesce(list_extract($currency_codes, list_position($currency_aliases, UPPER(NULLIF(TRIM(currency), '')))),
+                 UPPER(NULLIF(TRIM(currency), ''))) AS currency,
         NULLIF(TRIM(voucher_code), '') AS voucher_code,
         expires_at AS expires_at_text,
         TRY_STRPTIME(TRIM(expires_at), '%Y-%m-%d %H:%M:%S') AS expires_at

@@ -88,6 +88,8 @@ def test_odd_template_texts_and_currencies(tmp_path, month, reliability):
     vids = vouchers["voucher_id"].to_list()
     vouchers.with_columns(pl.when(pl.col("voucher_id") == vids[0]).then(pl.lit("XYZ"))
                           .when(pl.col("voucher_id") == vids[1]).then(pl.lit("ringgit!!"))
+                          .when(pl.col("voucher_id") == vids[2]).then(pl.lit(" rm "))  # as merchants type it
+                          .when(pl.col("voucher_id") == vids[3]).then(pl.lit("₱"))
                           .otherwise(pl.col("currency")).alias("currency")).write_parquet(folder / "vouchers.parquet")
     monthly, _ = run_month(resources(tmp_path, tmp_path / "landing"), "2025-04")
     assert monthly.success
@@ -98,6 +100,9 @@ def test_odd_template_texts_and_currencies(tmp_path, month, reliability):
         staged = {t for (t,) in c.execute("SELECT template_id FROM staging.templates").fetchall()}
         long_body = c.execute("SELECT length(body) FROM staging.templates WHERE template_id = $t", {"t": ids[1]}).fetchone()[0]
         xyz = c.execute("SELECT currency FROM staging.vouchers WHERE voucher_id = $v", {"v": vids[0]}).fetchone()
+        aliases = c.execute("SELECT list(currency ORDER BY voucher_id = $b) FROM staging.vouchers "
+                            "WHERE voucher_id IN ($a, $b)", {"a": vids[2], "b": vids[3]}).fetchone()[0]
+    assert aliases == ["MYR", "PHP"]  # the agents' own normalization, in SQL
     assert rules["empty_text"] == f"template_id={ids[0]} has no title and no body"
     assert rules["invalid_encoding"] == "template_id=t_latin1 has bytes that are not UTF-8"
     assert rules["invalid_currency"] == "currency=RINGGIT!!"
@@ -106,12 +111,14 @@ def test_odd_template_texts_and_currencies(tmp_path, month, reliability):
     reliability.record("bad_input", rows_lost=lost)
     assert lost == 0
     # The 10 kB and emoji-only texts go through the agents: rewrites of them stay within push limits.
+    from crmagent_dagster.agents.facts import OfferFacts
     from crmagent_dagster.agents.guardrails import check_rewrite
-    from crmagent_dagster.agents.rewriter import Facts, rewrite
+    from crmagent_dagster.agents.rewriter import EditGoal, rewrite
 
     for body in ("Shop now! " * 1000, "🛒🔥🎁"):
-        rw = rewrite(Facts("new_buyers", "en", "", body))
-        assert all(c.passed for c in check_rewrite(rw.title, rw.body, {"title": "", "body": body, "language": "en"}))
+        facts = OfferFacts(segment="new_buyers", title="", body=body, language="en")
+        rw = rewrite(facts, None, EditGoal(error_type="weak_call_to_action"))
+        assert all(c.passed for c in check_rewrite(rw.title, rw.body, facts)), rw
 
 
 @pytest.mark.parametrize("damage,message", [
