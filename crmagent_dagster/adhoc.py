@@ -1,28 +1,34 @@
 """`crmagent rewrite`: audit, rewrite and judge templates from a JSONL file, outside Dagster.
 
-Input, one JSON object per line: segment, title, body, and optionally language, merchant_id,
-voucher fields (voucher_type, discount_value, min_spend, max_discount, currency, voucher_code,
-expires_at) and product fields (product_name, category_l1..3). Each line gets one output record;
-a bad line gets an error record naming the line and field, and the rest are processed.
+Input, one JSON object per line: segment, title, body, and optionally language (detected when absent),
+channel (push, sms, im, email; default push), merchant_id, voucher fields (voucher_type, discount_value,
+min_spend, max_discount, currency as merchants write it: "RM", "₱", "Rp"..., voucher_code, expires_at) and
+product fields (product_name, category_l1..3). Each line gets one output record; a bad line gets an error
+record naming the line and field, and the rest are processed.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from crmagent_dagster.agents import workflow
+from crmagent_dagster.agents import template_agent, workflow
+from crmagent_dagster.agents.guardrails import CHANNELS
 from crmagent_dagster.agents.io import index_path
+from crmagent_dagster.agents.language import LANGUAGES
 from crmagent_dagster.agents.retrieval import IndexUnavailable
+from crmagent_dagster.currency import UnknownCurrency, normalize_field
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.segments import SEGMENT_KEYS
 
 Segment = Literal[SEGMENT_KEYS]  # type: ignore[valid-type]
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 
 
 class TemplateLine(BaseModel):
@@ -32,6 +38,7 @@ class TemplateLine(BaseModel):
     title: str
     body: str
     language: str | None = None
+    channel: Channel = "push"
     merchant_id: str = Field(default="adhoc", alias="shop_id")
     voucher_type: Literal["percentage_off", "fixed_amount_off", "free_shipping"] | None = None
     discount_value: float | None = Field(default=None, ge=0)
@@ -44,6 +51,23 @@ class TemplateLine(BaseModel):
     category_l1: str | None = None
     category_l2: str | None = None
     category_l3: str | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        try:
+            return normalize_field(value)  # "RM" -> "MYR": the same normalization the guardrails use
+        except UnknownCurrency as e:
+            raise ValueError(str(e)) from None
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value.strip().lower() not in LANGUAGES:
+            raise ValueError(f"unknown language {value!r}: use one of {', '.join(LANGUAGES)} or leave it out to detect it")
+        return value.strip().lower()
 
 
 def metadata_text(row: dict[str, Any]) -> str | None:
@@ -63,6 +87,74 @@ def metadata_text(row: dict[str, Any]) -> str | None:
     return " | ".join(p for p in (f"category: {path}" if path else None, f"voucher: {voucher}" if voucher else None) if p)
 
 
+def read_lines(src: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[int, dict[str, Any]]]:
+    """Valid lines as rows per segment, and an error record per bad line."""
+    by_segment: dict[str, list[dict[str, Any]]] = {}
+    errors: dict[int, dict[str, Any]] = {}
+    for n, text in enumerate(src.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not text.strip():
+            continue
+        try:
+            line = TemplateLine.model_validate(json.loads(text))
+        except json.JSONDecodeError as e:
+            errors[n] = {"line": n, "status": "error", "error": f"line {n}: not JSON ({e.msg})"}
+            continue
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            errors[n] = {"line": n, "status": "error", "error": f"line {n}: {problems}"}
+            continue
+        by_segment.setdefault(line.segment, []).append(_row(n, line))
+    return by_segment, errors
+
+
+def rewrite_file(src: Path, dst: Path, llm: LLMResource, db: str | None = None, month: str | None = None,
+                 top_k: int = 3, min_similarity: float = 0.6, as_of: date | None = None) -> dict[str, int]:
+    """Process every line of `src` into `dst`; returns counts of records by status ("ok", "rejected",
+    "failed", "error"). `as_of` is the send date: deadlines before it are stale (default today)."""
+    if llm.mode == "files" and not db:
+        raise ValueError("files mode keeps its requests in DuckDB between export and import: pass --db")
+    conn = duckdb.connect(db or ":memory:", read_only=False)
+    by_segment, records = read_lines(src)
+    try:
+        for segment, rows in by_segment.items():
+            ctx = workflow.Context(month or "adhoc", segment, conn, llm, log=lambda m: None,
+                                   send_date=as_of or date.today())
+            inputs = template_agent.RewriteInputs()
+            rows_all = rows
+            if month and db:
+                try:
+                    found = workflow.match_exemplars(ctx, rows, index_path(db, month, segment), top_k, min_similarity)
+                except (IndexUnavailable, duckdb.CatalogException) as e:
+                    for r in rows:  # this segment cannot retrieve: its lines get error records, others go on
+                        n = int(r["aggregate_id"].split("-")[1])
+                        records[n] = {"line": n, "status": "error", "error": f"line {n}: {e}"}
+                    continue
+                matches: dict[str, list[dict[str, Any]]] = {}
+                for m in found:
+                    matches.setdefault(m["aggregate_id"], []).append(m)
+                strong = {m["exemplar_aggregate_id"] for ms in matches.values() for m in ms}
+                rows_all = rows + [r for r in workflow.load_labelled(conn, month, segment) if r["aggregate_id"] in strong]
+                inputs = replace(template_agent.RewriteInputs(**template_agent.segment_diagnosis(conn, month, segment)),
+                                 matches=matches)
+            rewrites = [w.as_row() for w in template_agent.rewrite_weak(ctx, rows_all, inputs, cap=None)]
+            scores, prefs = workflow.evaluate(ctx, rewrites, {r["aggregate_id"]: r for r in rows_all})
+            audits = {(a["aggregate_id"], a["version"]): a for a in workflow.audit_templates(ctx, rows, rewrites)}
+            s_by, p_by = {s["aggregate_id"]: s for s in scores}, {p["aggregate_id"]: p for p in prefs}
+            by_id = {r["aggregate_id"]: r for r in rows}
+            for w in rewrites:
+                n = int(w["aggregate_id"].split("-")[1])
+                records[n] = _record(n, w, ctx.facts(by_id[w["aggregate_id"]]), audits, s_by.get(w["aggregate_id"]),
+                                     p_by.get(w["aggregate_id"]))
+    finally:
+        conn.close()
+    counts: dict[str, int] = {}
+    with dst.open("w", encoding="utf-8") as out:
+        for n in sorted(records):
+            counts[records[n]["status"]] = counts.get(records[n]["status"], 0) + 1
+            out.write(json.dumps(records[n], ensure_ascii=False, default=str) + "\n")
+    return counts
+
+
 def _row(n: int, line: TemplateLine) -> dict[str, Any]:
     row = line.model_dump()
     row.update(aggregate_id=f"line-{n}", template_id=f"line-{n}", shop_id=line.merchant_id, performance_label="weak",
@@ -72,73 +164,32 @@ def _row(n: int, line: TemplateLine) -> dict[str, Any]:
     return row
 
 
-def rewrite_file(src: Path, dst: Path, llm: LLMResource, db: str | None = None, month: str | None = None,
-                 top_k: int = 3, min_similarity: float = 0.6) -> dict[str, int]:
-    """Process every line of `src` into `dst`; returns counts of ok and error lines."""
-    conn = duckdb.connect(db or ":memory:", read_only=False)
-    counts = {"ok": 0, "error": 0}
-    records: dict[int, dict[str, Any]] = {}
-    by_segment: dict[str, list[dict[str, Any]]] = {}
-    for n, text in enumerate(src.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            line = TemplateLine.model_validate(json.loads(text))
-        except json.JSONDecodeError as e:
-            records[n] = {"line": n, "status": "error", "error": f"line {n}: not JSON ({e.msg})"}
-            continue
-        except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-            records[n] = {"line": n, "status": "error", "error": f"line {n}: {problems}"}
-            continue
-        by_segment.setdefault(line.segment, []).append(_row(n, line))
-    try:
-        for segment, rows in by_segment.items():
-            ctx = workflow.Context(month or "adhoc", segment, conn, llm, log=lambda m: None)
-            matches: dict[str, list[dict[str, Any]]] = {}
-            if month and db:
-                try:
-                    found = workflow.match_exemplars(ctx, rows, index_path(db, month, segment), top_k, min_similarity)
-                except (IndexUnavailable, duckdb.CatalogException) as e:
-                    for r in rows:  # this segment cannot retrieve: its lines get error records, others go on
-                        n = int(r["aggregate_id"].split("-")[1])
-                        records[n] = {"line": n, "status": "error", "error": f"line {n}: {e}"}
-                    continue
-                for m in found:
-                    matches.setdefault(m["aggregate_id"], []).append(m)
-                strong = {m["exemplar_aggregate_id"] for ms in matches.values() for m in ms}
-                rows_all = rows + [r for r in workflow.load_labelled(conn, month, segment) if r["aggregate_id"] in strong]
-            else:
-                rows_all = rows
-            audits = {(a["aggregate_id"], a["version"]): a for a in workflow.audit_templates(ctx, rows, [])}
-            rewrites = workflow.rewrite_weak(ctx, rows_all, matches, {}, "", cap=None)
-            scores, prefs = workflow.evaluate(ctx, rewrites, {r["aggregate_id"]: r for r in rows_all})
-            audits.update({(a["aggregate_id"], a["version"]): a for a in workflow.audit_templates(ctx, rows, rewrites)})
-            s_by, p_by = {s["aggregate_id"]: s for s in scores}, {p["aggregate_id"]: p for p in prefs}
-            for w in rewrites:
-                n = int(w["aggregate_id"].split("-")[1])
-                records[n] = _record(n, w, audits, s_by.get(w["aggregate_id"]), p_by.get(w["aggregate_id"]))
-    finally:
-        conn.close()
-    with dst.open("w", encoding="utf-8") as out:
-        for n in sorted(records):
-            counts["ok" if records[n]["status"] == "ok" else "error"] += 1
-            out.write(json.dumps(records[n], ensure_ascii=False, default=str) + "\n")
-    return counts
-
-
-def _record(n: int, w: dict, audits: dict, score: dict | None, pref: dict | None) -> dict[str, Any]:
+def _record(n: int, w: dict, facts, audits: dict, score: dict | None, pref: dict | None) -> dict[str, Any]:
     original = audits.get((w["aggregate_id"], "original"), {})
     new = audits.get((w["aggregate_id"], "rewrite"), {})
+    reading = facts.reading
+    checks = json.loads(w["guard_checks"] or "[]")
+    ok = w["status"] == "ok"
     return {
-        "line": n, "status": w["status"], "error": w["error"], "segment": w["segment"], "path": w["path"],
-        "exemplar_template_ids": w["exemplar_template_ids"], "language": w["language"],
+        "line": n, "status": w["status"], "error": w["error"], "segment": w["segment"], "channel": w["channel"],
+        "path": w["path"], "exemplar_template_ids": w["exemplar_template_ids"], "language": w["language"],
+        "language_detected": facts.language is None,
         "original": {"title": w["original_title"], "body": w["original_body"],
-                     "error_type": original.get("error_type"), "feedback": original.get("feedback")},
+                     "error_type": original.get("error_type"), "feedback": original.get("feedback"),
+                     "flags": original.get("flags") or [], "flag_details": original.get("flag_details"),
+                     "terms": [{"kind": t.kind, "text": t.text} for t in reading.kept_terms],
+                     "stale": [t.text for t in reading.stale], "personal": [p.text for p in reading.personal]},
         "rewrite": {"title": w["new_title"], "body": w["new_body"], "error_type": new.get("error_type")},
+        "delivered": {"title": w["new_title"] if ok else w["original_title"],
+                      "body": w["new_body"] if ok else w["original_body"], "from": "rewrite" if ok else "original"},
+        "changes": w["changes"], "unable": w["unable"], "needs": w["needs"],
+        "guardrails": {"passed": w["guard_passed"], "failed": [f"{c['name']}: {c['reason']}" for c in checks
+                                                               if not c["passed"]]},
+        "fallback": {"replaced_by_rules": w["replaced_by_rules"], "reason": w["fallback_reason"]},
         "scores": {k: score[k] for k in ("original_audience", "original_marketing", "rewrite_audience",
                                          "rewrite_marketing")} if score else None,
         "preference": {"verdict": pref["verdict"], "position_consistent": pref["position_consistent"]} if pref else None,
-        "backend": {"writer": w["backend"], "judge": score["backend"] if score else None, "model": w["model"]},
+        "backend": {"writer": w["backend"], "attempted": w["attempted_backend"],
+                    "judge": score["backend"] if score else None, "model": w["model"]},
         "prompt_version": w["prompt_version"],
     }

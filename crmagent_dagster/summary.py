@@ -47,12 +47,17 @@ def segment_counts(conn: duckdb.DuckDBPyConnection, month: str) -> pl.DataFrame:
 
 
 def agent_summary(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
-    """Rewrites per path, scores before/after and preferences per segment, audit error shares, backends."""
+    """Per segment: weak templates rewritten, rejected (the original stands) or failed, originals flagged for personal
+    data or a passed deadline, paths, scores before/after and preferences; audit error shares; backends."""
     if not table_exists(conn, "agents.template_rewrites") or not table_exists(conn, "agents.rewrite_scores"):
         return []
     p = {"month": month}
     per_segment = conn.sql(
-        """SELECT w.segment, count(*) AS rewrites,
+        """SELECT w.segment, count(*) AS weak, count(*) FILTER (WHERE w.status = 'ok') AS rewritten,
+                  count(*) FILTER (WHERE w.status = 'rejected') AS rejected,
+                  count(*) FILTER (WHERE w.status = 'failed') AS failed,
+                  count(*) FILTER (WHERE list_contains(w.audit_flags, 'personal_data')) AS personal,
+                  count(*) FILTER (WHERE list_contains(w.audit_flags, 'stale_offer')) AS stale,
                   count(*) FILTER (WHERE w.path = 1) AS path1, count(*) FILTER (WHERE w.path = 2) AS path2,
                   count(*) FILTER (WHERE w.path = 3) AS path3,
                   round(avg(s.original_audience), 2) AS aud_ori, round(avg(s.rewrite_audience), 2) AS aud_gen,
@@ -62,7 +67,7 @@ def agent_summary(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
            FROM agents.template_rewrites w
            LEFT JOIN agents.rewrite_scores s USING (month, segment, aggregate_id)
            LEFT JOIN agents.preference_judgments j USING (month, segment, aggregate_id)
-           WHERE w.month = $month GROUP BY w.segment ORDER BY rewrites DESC""", params=p).pl()
+           WHERE w.month = $month GROUP BY w.segment ORDER BY weak DESC""", params=p).pl()
     if not per_segment.height:
         return []
     audits = conn.sql(
@@ -75,7 +80,8 @@ def agent_summary(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
                   (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.rewrite_scores WHERE month = $month),
                   (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.template_audits WHERE month = $month)""",
         p).fetchone()
-    lines = ["", "Rewrites, scores (1/3/5) and blind preference per segment:", _table(per_segment),
+    lines = ["", "Weak templates rewritten, rejected (the original stands) or failed; originals flagged for personal "
+             "data or a stale deadline; scores (1/3/5) and blind preference per segment:", _table(per_segment),
              f"  writer: {backends[0]}; judge: {backends[1]}; auditor: {backends[2]}"]
     if backends[0] and backends[1] and "rules" in backends[0] and "rules" in backends[1]:
         lines.append("  note: the rubric judge reads the same rules that wrote the rewrites: not independent evidence")

@@ -15,7 +15,7 @@ import pytest
 
 from assets import ablation, engagement_judge, results, retrieval
 from crmagent_dagster.adhoc import metadata_text
-from crmagent_dagster.agents import workflow
+from crmagent_dagster.agents import template_agent, workflow
 from crmagent_dagster.agents.retrieval import IndexUnavailable, Member, build_index, month_embeddings, read_index, search
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.resources import CRMWarehouse, LogSource
@@ -28,9 +28,9 @@ PARTITION = "2025-04|potential_new_customers"
 def test_routing_prefers_own_then_retrieved_then_rules():
     own = {"route": "own", "exemplar_aggregate_id": "a"}
     got = {"route": "retrieved", "exemplar_aggregate_id": "b"}
-    assert workflow.route({}, [got, own]) == (1, [own])
-    assert workflow.route({}, [got]) == (2, [got])
-    assert workflow.route({}, []) == (3, [])
+    assert template_agent.route({}, [got, own]) == (1, [own])
+    assert template_agent.route({}, [got]) == (2, [got])
+    assert template_agent.route({}, []) == (3, [])
 
 
 def test_verdict_counts_only_when_both_orders_agree():
@@ -112,15 +112,22 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     assert not failed, failed
     weak = rows(db, "SELECT count(*) FROM core.labelled_templates WHERE performance_label = 'weak'")[0][0]
     assert weak >= 10
-    paths = dict(rows(db, "SELECT path, count(*) FROM agents.template_rewrites WHERE status = 'ok' GROUP BY 1"))
+    paths = dict(rows(db, "SELECT path, count(*) FROM agents.template_rewrites GROUP BY 1"))
     assert sum(paths.values()) == weak and set(paths) >= {2, 3}
+    # Every weak template is rewritten (ok) or rejected with the reason; offline nothing fails.
+    status = dict(rows(db, "SELECT status, count(*) FROM agents.template_rewrites GROUP BY 1"))
+    ok = status.get("ok", 0)
+    assert set(status) <= {"ok", "rejected"} and ok >= 0.7 * weak, status
+    assert rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE status <> 'ok' AND error IS NULL") == [(0,)]
+    assert rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE status = 'ok' AND (NOT guard_passed "
+                    "OR (new_title, new_body) = (original_title, original_body))") == [(0,)]
     assert rows(db, "SELECT DISTINCT backend FROM agents.template_rewrites") == [("rules",)]
     audited = dict(rows(db, "SELECT version, count(*) FROM agents.template_audits GROUP BY 1"))
-    assert audited == {"original": weak, "rewrite": weak}
+    assert audited == {"original": weak, "rewrite": ok}
     assert rows(db, "SELECT count(*) FROM agents.template_audits WHERE version = 'original' AND error_type = 'none'") == [(0,)]
     faithful = rows(db, "SELECT count(*), min(bertscore_f1), max(bertscore_f1), avg(chrf), any_value(bertscore_model) "
                         "FROM agents.faithfulness_scores")[0]
-    assert faithful[0] == weak and 0 < faithful[1] <= faithful[2] < 1 and 0 < faithful[3] < 100
+    assert faithful[0] == ok and 0 < faithful[1] <= faithful[2] <= 1 and 0 < faithful[3] <= 100
     assert "all-MiniLM-L6-v2" in faithful[4] and "layer 4" in faithful[4]
     before, after = rows(db, "SELECT avg(original_marketing), avg(rewrite_marketing) FROM agents.rewrite_scores")[0]
     assert after > before
@@ -158,21 +165,25 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     model = rows(db, "SELECT n_groups, n_train + n_test, r2, baseline_r2, rewrites_scored, rewrite_predicted_better_pct "
                      "FROM results.engagement_model")
     assert [m[:2] for m in model] == [(ranked[0][0], ranked[0][0])] and model[0][2] is not None
-    assert model[0][4] == weak and 0 <= model[0][5] <= 100
+    assert model[0][4] == ok and 0 <= model[0][5] <= 100
     predicted = rows(db, "SELECT count(*), count(DISTINCT predicted_rewrite), avg((predicted_delta > 0)::INT) * 100 "
                          "FROM agents.predicted_engagement")[0]
-    assert predicted[0] == weak and predicted[1] > 1 and round(predicted[2], 2) == model[0][5]
+    assert predicted[0] == ok and predicted[1] > 1 and round(predicted[2], 2) == model[0][5]
     t1 = rows(db, "SELECT segment, count, gen_preferred_pct, gen_preferred_ci_low, gen_preferred_ci_high, judge "
                   "FROM results.table1 ORDER BY is_overall")
     assert rows(db, "SELECT predicted_better_pct FROM results.table1 WHERE is_overall") == [(model[0][5],)]
     # Table 3 offline: the rule engine with and without exemplars, on the same sample of weak templates.
     t3 = rows(db, "SELECT configuration, template, sampled, count, path3_share FROM results.table3 ORDER BY position")
-    assert [(c, s, n) for c, _, s, n, _ in t3] == [("rules", min(weak, 100), min(weak, 100)),
-                                                   ("rules, zero-shot writer", min(weak, 100), min(weak, 100))]
+    accepted = dict(rows(db, "SELECT configuration, count(*) FILTER (WHERE status = 'ok') FROM agents.ablation_judgments "
+                             "GROUP BY 1"))
+    assert [(c, s, n) for c, _, s, n, _ in t3] == [("rules", min(weak, 100), accepted["rules"]),
+                                                   ("rules, zero-shot writer", min(weak, 100),
+                                                    accepted["rules, zero-shot writer"])]
+    assert accepted["rules"] >= 0.7 * min(weak, 100)
     assert t3[1][4] == 1.0 and t3[0][4] < 1.0 and {t[1] for t in t3} == {"hybrid-rule-engine-v1"}
-    assert [r[0] for r in t1] == ["potential_new_customers", "Overall"] and t1[0][1] == t1[1][1] == weak
+    assert [r[0] for r in t1] == ["potential_new_customers", "Overall"] and t1[0][1] == t1[1][1] == ok
     assert all(lo <= rate <= hi for _, _, rate, lo, hi, _ in t1) and t1[0][5] == "rules:hybrid-rule-engine-v1"
-    assert rows(db, "SELECT count FROM results.table2 WHERE is_overall") == [(weak,)]
+    assert rows(db, "SELECT count FROM results.table2 WHERE is_overall") == [(ok,)]
     shares = dict(rows(db, "SELECT version, round(sum(share), 3) FROM results.figure16 GROUP BY 1"))
     assert shares == {"original": 1.0, "rewrite": 1.0}
     # Judge validity: the rubric judge's scores of originals rank strong above weak, so rho is positive.
@@ -236,7 +247,7 @@ def test_llm_chain_through_a_local_server(month_db, tmp_path):
         calls = server.requests
         weak = rows(db, "SELECT count(*) FROM core.labelled_templates WHERE performance_label = 'weak'")[0][0]
         status = dict(rows(db, "SELECT status, count(*) FROM agents.template_rewrites GROUP BY 1"))
-        assert status == {"ok": weak - 1, "failed": 1}
+        assert status.get("failed") == 1 and sum(status.values()) == weak, status
         err = rows(db, "SELECT error FROM agents.template_rewrites WHERE status = 'failed'")[0][0]
         assert "title" in err and "invalid reply" in err
         # An always-A judge yields ties, never wins, and a position-consistency rate of 0.
@@ -251,14 +262,18 @@ def test_llm_chain_through_a_local_server(month_db, tmp_path):
                                                            ("rules", "hybrid-rule-engine-v1", True)}
         assert {a for _, _, a, _, _ in lineage} == {"llm"}
         assert {p for *_, p in lineage} <= {"template_exemplar", "template_rule_based"}
-        # The fake writes English: rewrites of Malay/Indonesian templates broke the language guardrail, were asked
-        # again with the violation fed back, and then replaced by the rule engine's rewrite.
-        replaced = rows(db, "SELECT count(*) FROM agents.template_rewrites t JOIN core.labelled_templates l "
-                            "USING (month, segment, aggregate_id) WHERE t.replaced_by_rules AND l.language <> 'en'")[0][0]
-        assert replaced == rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE replaced_by_rules")[0][0] > 0
-        retried = [b for b in server.bodies if "breaks these rules: language_kept" in b["messages"][-1]["content"]]
+        # The fake writes the same English text for every template: where that drops the template's stated terms or
+        # its language, the writer was asked again with the violations, then the rule edit stood in (and says why),
+        # or the row was rejected with the LLM's text and both sets of reasons. Never a silent swap.
+        retried = [b for b in server.bodies if "breaks these rules: " in b["messages"][-1]["content"]]
         assert retried
         assert rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE status = 'ok' AND NOT guard_passed") == [(0,)]
+        assert set(rows(db, "SELECT DISTINCT new_title, new_body FROM agents.template_rewrites "
+                            "WHERE status = 'ok' AND backend = 'llm'")) <= {("Fresh title", "Clear offer. Shop now!")}
+        replaced = rows(db, "SELECT backend, fallback_reason FROM agents.template_rewrites WHERE replaced_by_rules")
+        assert replaced and all(b == "rules" and r.startswith("the LLM rewrite broke") for b, r in replaced)
+        for title, error in rows(db, "SELECT new_title, error FROM agents.template_rewrites WHERE status = 'rejected'"):
+            assert title == "Fresh title" and error.startswith("guardrails: ") and "cannot stand in" in error
         assert rows(db, "SELECT DISTINCT model FROM agents.preference_judgments") == [("judge",)]
         # Merchant text reached the server only inside the data fence.
         rewrite_prompt = next(b["messages"][-1]["content"] for b in server.bodies
@@ -276,7 +291,7 @@ def ablation_script(body: dict, n: int) -> Reply:
         answer = {"title": f"Fresh title from {body['model']}", "body": "Clear offer. Shop now!"}
         return Reply(content=json.dumps({"reasoning": "step by step", "answer": answer}
                                         if schema.endswith("WithReasoning") else answer))
-    if schema == "Scores":
+    if schema in ("Scores", "Audit"):
         return scripted(body, n, {""})
     if schema == "Preference":
         prompt = body["messages"][-1]["content"]

@@ -9,6 +9,7 @@ ablates retrieval and is the one comparison the offline rule engine can make on 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from crmagent_dagster.agents import workflow
+from crmagent_dagster.agents import template_agent, workflow
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.llm.resource import AgentModelConfig
 
@@ -80,10 +81,12 @@ def run_setting(conn: duckdb.DuckDBPyConnection, month: str, position: int, sett
         rows = workflow.load_labelled(conn, month, segment)
         chosen = set(ids)
         subset = [r for r in rows if r["performance_label"] == "strong" or r["aggregate_id"] in chosen]
-        matches, problems, diagnosis = workflow.load_rewrite_inputs(conn, month, segment)
+        inputs = template_agent.load_rewrite_inputs(conn, month, segment)
+        if setting.zero_shot:
+            inputs = replace(inputs, matches={})
         ctx = workflow.Context(month, segment, conn, agents, log, runs, scope_prefix=f"ablation:{setting.name}:")
-        rewrites = workflow.rewrite_weak(ctx, subset, {} if setting.zero_shot else matches, problems, diagnosis,
-                                         cap=None, vocabulary=vocabulary)
+        rewrites = [w.as_row() for w in template_agent.rewrite_weak(ctx, subset, inputs, cap=None,
+                                                                     vocabulary=vocabulary)]
         scores, prefs = workflow.evaluate(ctx, rewrites, {r["aggregate_id"]: r for r in subset})
         by_score = {s["aggregate_id"]: s for s in scores}
         by_pref = {p["aggregate_id"]: p for p in prefs}

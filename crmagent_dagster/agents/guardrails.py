@@ -1,44 +1,39 @@
-"""Offer-fact, language and length guardrails for rewrites, whatever wrote them.
+"""Guardrails on every rewrite, whatever wrote it: keep the merchant's message, invent nothing, stay in its
+language and channel.
 
-A rewrite may state only what its template's facts support: the voucher (type, value, minimum
-spend, cap, currency, code, expiry), the bound product and its categories, and the original text.
-Amounts are compared as numbers after normalising ("RM3" = "RM 3.00" = "3 ringgit", "Rp15.000" =
-15000), so wording may change but facts may not. Every check returns a verdict and a reason.
+Both sides are read by the same offer-term reader (`terms`), so "RM5" in the original and "RM 5.00" in a
+rewrite are one term, and a voucher typed with currency "RM" supports "MYR 5". A rewrite must
+- keep every term the original states (amounts, percentages with "up to", codes, dates, URLs, phones,
+  placeholders, brand and product names), except deadlines that have passed;
+- state nothing the original or the structured facts do not (amounts, percentages, codes, dates, links,
+  numbers; free shipping or a discount where there is none); not restate a passed deadline; not add personal
+  data; claim urgency only with a real deadline; name no product type the plan does not bind;
+- be in the original's language (both detected from their text) and within the channel's length limits.
+Every check returns a verdict and a reason a person (or an LLM asked again) can act on.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 
-from crmagent_dagster.agents.text_features import _hit, supported_language
+from crmagent_dagster.agents import language as languages
+from crmagent_dagster.agents import terms
+from crmagent_dagster.agents.facts import OfferFacts
+from crmagent_dagster.vocabulary import has
 
-CURRENCY_WORDS = {
-    "rm": "MYR", "ringgit": "MYR", "myr": "MYR", "rp": "IDR", "rupiah": "IDR", "idr": "IDR", "s$": "SGD",
-    "sgd": "SGD", "₱": "PHP", "php": "PHP", "peso": "PHP", "pesos": "PHP", "$": "USD", "usd": "USD", "us$": "USD",
-}
-_NUM = r"\d{1,3}(?:[.,]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d+)?"
-_AMOUNT_BEFORE = re.compile(r"(?i)(?<![\w$])(us\$|s\$|rm|rp|₱|\$|myr|idr|sgd|php|usd)\s?(" + _NUM + ")")
-_AMOUNT_AFTER = re.compile(r"(?i)(" + _NUM + r")\s?(ringgit|rupiah|pesos?|myr|idr|sgd|php|usd)\b")
-_PERCENT = re.compile(r"(?i)(" + _NUM + r")\s?(%|percent|persen|peratus)")
-_NUMBER = re.compile(_NUM)
-_CODE = re.compile(r"\b(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])[A-Z0-9]{4,}\b")
-MONTHS = {m: i for i, names in enumerate([
-    ("jan", "january", "januari"), ("feb", "february", "februari"), ("mar", "march", "mac", "maret"),
-    ("apr", "april"), ("may", "mei"), ("jun", "june", "juni"), ("jul", "july", "julai", "juli"),
-    ("aug", "august", "ogo", "ogos", "agu", "agustus"), ("sep", "sept", "september"),
-    ("oct", "october", "okt", "oktober"), ("nov", "november"), ("dec", "december", "dis", "disember", "des", "desember"),
-], 1) for m in names}
-_DAY_MONTH = re.compile(r"(?i)\b(\d{1,2})\s+(" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\b")
-_MONTH_DAY = re.compile(r"(?i)\b(" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\s+(\d{1,2})\b")
-_ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
-_SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})(?:/\d{2,4})?\b")
-# Length limits per channel (title, body), in characters; configurable per deployment.
-DEFAULT_LIMITS: dict[str, tuple[int, int]] = {"push": (65, 240), "im": (90, 500), "email": (120, 2000)}
-SIMILAR_LANGUAGES = frozenset({"ms", "id"})  # the detector confuses them on short copy
+# Length limits per channel (title, body), in characters; configurable per deployment. SMS has no title of
+# its own (40 leaves room for a sender prefix); its body is three concatenated GSM-7 parts (3 x 153), which is
+# where long promotional SMS sit.
+DEFAULT_LIMITS: dict[str, tuple[int, int]] = {"push": (65, 240), "sms": (40, 459), "im": (90, 500), "email": (120, 2000)}
+CHANNELS = tuple(DEFAULT_LIMITS)
+# Which check a stated-but-unsupported term breaks, by kind.
+_INVENTED_CHECK = {"amount": "amounts_supported", "percent": "percentages_supported", "code": "codes_supported",
+                   "date": "dates_supported", "offer": "incentive_supported"}
+_KIND_WORDS = {"amount": "amount", "percent": "percentage", "code": "code", "date": "date", "url": "link",
+               "phone": "phone number", "number": "number", "time": "time", "offer": "offer", "name": "name",
+               "placeholder": "placeholder", "duration": "duration", "quantity": "quantity"}
 
 
 @dataclass(frozen=True)
@@ -48,140 +43,92 @@ class Check:
     reason: str
 
 
-def to_number(text: str) -> float:
-    """'15.000' (Indonesian thousands) -> 15000; '3.00' -> 3; '1,500' -> 1500; '12,5' -> 12.5."""
-    if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", text):
-        return float(text.replace(".", ""))
-    if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", text):
-        return float(text.replace(",", ""))
-    return float(text.replace(",", "."))
+def _list(items: list[terms.Term]) -> str:
+    return ", ".join(f"{_KIND_WORDS[t.kind]} '{t.text}'" for t in dict.fromkeys(items))
 
 
-def amounts(text: str) -> list[tuple[str, float]]:
-    found = [(CURRENCY_WORDS[c.lower()], to_number(n)) for c, n in _AMOUNT_BEFORE.findall(text)]
-    found += [(CURRENCY_WORDS[c.lower()], to_number(n)) for n, c in _AMOUNT_AFTER.findall(text)]
-    return found
-
-
-def dates(text: str, year: int) -> list[date]:
-    out = []
-    for d, m in _DAY_MONTH.findall(text):
-        out.append((year, MONTHS[m.lower()], int(d)))
-    for m, d in _MONTH_DAY.findall(text):
-        out.append((year, MONTHS[m.lower()], int(d)))
-    for y, m, d in _ISO_DATE.findall(text):
-        out.append((int(y), int(m), int(d)))
-    for d, m in _SLASH_DATE.findall(text):
-        out.append((year, int(m), int(d)))
-    valid = []
-    for y, m, d in out:
-        try:
-            valid.append(date(y, m, d))
-        except ValueError:
-            valid.append(date(1, 1, 1))  # an impossible date is never supported
-    return valid
-
-
-def _expiry(facts: dict[str, Any]) -> date | None:
-    value = facts.get("expires_at")
-    if isinstance(value, datetime):
-        return value.date()
-    return value if isinstance(value, date) else None
-
-
-def supported_values(facts: dict[str, Any], original_amounts: list[tuple[str, float]],
-                     original: str) -> tuple[set[float], set[float]]:
-    """(money values, percentages) the facts and the original text support."""
-    money = {v for _, v in original_amounts}
-    percents = {to_number(n) for n, _ in _PERCENT.findall(original)}
-    for key in ("discount_value", "min_spend", "max_discount"):
-        if facts.get(key) is not None:
-            money.add(float(facts[key]))
-    if facts.get("voucher_type") == "percentage_off" and facts.get("discount_value") is not None:
-        percents.add(float(facts["discount_value"]))
-    return money, percents
-
-
-def _category_terms(facts: dict[str, Any]) -> set[str]:
-    return {str(facts[k]).lower() for k in ("product_name", "category_l1", "category_l2", "category_l3") if facts.get(k)}
-
-
-@lru_cache(maxsize=1)
-def _detector():
-    import py3langid
-
-    py3langid.set_languages(["en", "ms", "id"])
-    return py3langid
-
-
-def detect_language(text: str) -> str:
-    return _detector().classify(text)[0]
-
-
-def check_rewrite(title: str, body: str, facts: dict[str, Any], vocabulary: frozenset[str] = frozenset(),
+def check_rewrite(title: str, body: str, facts: OfferFacts, vocabulary: frozenset[str] = frozenset(),
                   channel: str = "push", limits: dict[str, tuple[int, int]] | None = None) -> list[Check]:
-    """Every guardrail verdict for one rewrite. `facts` is a core.labelled_templates row (original included)."""
+    """Every guardrail verdict for one rewrite of `facts`' template."""
     text = f"{title}\n{body}"
-    original = f"{facts.get('title') or ''}\n{facts.get('body') or ''}"
-    text_amounts, original_amounts = amounts(text), amounts(original)  # parsed once, used by several checks
-    original_currencies = {c for c, _ in original_amounts}
-    money, percents = supported_values(facts, original_amounts, original)
-    currency = facts.get("currency")
-    expiry = _expiry(facts)
+    original = facts.reading
+    rewrite = facts.read(title, body)
     checks: list[Check] = []
 
-    bad_money = [f"{c} {v:g}" for c, v in text_amounts
-                 if v not in money or (currency and c not in (currency, "USD") and c not in original_currencies)]
-    checks.append(Check("amounts_supported", not bad_money,
-                        f"unsupported amount(s): {', '.join(bad_money)}" if bad_money else "every amount is a voucher fact"))
-    bad_pct = [f"{to_number(n):g}%" for n, _ in _PERCENT.findall(text) if to_number(n) not in percents]
-    checks.append(Check("percentages_supported", not bad_pct,
-                        f"unsupported percentage(s): {', '.join(bad_pct)}" if bad_pct else "every percentage is a voucher fact"))
-    allowed_codes = set(_CODE.findall(original)) | ({facts["voucher_code"]} if facts.get("voucher_code") else set())
-    allowed_codes |= {re.sub(r"\s", "", a) for a in _CODE.findall(str(facts.get("product_name") or ""))}
-    bad_codes = [c for c in _CODE.findall(text) if c not in allowed_codes and not _AMOUNT_BEFORE.fullmatch(c)]
-    checks.append(Check("codes_supported", not bad_codes,
-                        f"unknown promo code(s): {', '.join(bad_codes)}" if bad_codes else "no invented code"))
-    year = expiry.year if expiry else datetime.now().year
-    allowed_dates = set(dates(original, year)) | ({expiry} if expiry else set())
-    bad_dates = [d.isoformat() for d in dates(text, year) if d not in allowed_dates]
-    checks.append(Check("dates_supported", not bad_dates,
-                        f"date(s) not the voucher's expiry: {', '.join(bad_dates)}" if bad_dates else "no invented date"))
+    lost = terms.missing(original, rewrite, text)
+    checks.append(Check("terms_kept", not lost, f"drops what the original states: {_list(lost)}" if lost
+                        else f"keeps all {len(original.kept_terms)} stated term(s)"))
 
-    lang = supported_language(facts.get("language"))
-    has_voucher = bool(facts.get("voucher_type"))
-    claims_free_shipping = _hit(lang, "free_shipping", text)
-    original_free_shipping = _hit(lang, "free_shipping", original)
-    invented = []
-    if claims_free_shipping and facts.get("voucher_type") != "free_shipping" and not original_free_shipping:
-        invented.append("free shipping")
-    if (text_amounts or _PERCENT.search(text)) and not has_voucher and not (original_amounts or _PERCENT.search(original)):
-        invented.append("a discount")
-    checks.append(Check("incentive_supported", not invented,
-                        f"offers {', '.join(invented)} that neither the voucher nor the original has" if invented
+    invented = terms.invented(rewrite, facts.allowed)
+    by_check: dict[str, list[terms.Term]] = {}
+    for t in invented:
+        by_check.setdefault(_INVENTED_CHECK.get(t.kind, "other_terms_supported"), []).append(t)
+    for name, what in (("amounts_supported", "amount"), ("percentages_supported", "percentage"),
+                       ("codes_supported", "promo code"), ("dates_supported", "date"),
+                       ("other_terms_supported", "link, phone, number or time")):
+        bad = by_check.get(name, [])
+        checks.append(Check(name, not bad, f"states {_list(bad)}, which neither the original nor the facts have"
+                            if bad else f"no invented {what}"))
+
+    stale_keys = {t.key for t in original.stale}
+    restated = [t for t in rewrite.terms if t.key in stale_keys]
+    checks.append(Check("no_stale_deadline", not restated,
+                        f"restates a deadline that has passed: {_list(restated)}; a new date is needed" if restated
+                        else "no passed deadline"))
+
+    invented_offers = by_check.get("incentive_supported", [])
+    had_value = bool(original.of_kind("amount", "percent")) or facts.voucher is not None
+    discount = [t for t in rewrite.terms if t.kind in ("amount", "percent")] and not had_value
+    problems = [f"offers {t.text}" for t in invented_offers] + (["offers a discount"] if discount else [])
+    checks.append(Check("incentive_supported", not problems,
+                        f"{'; '.join(problems)} that neither the voucher nor the original has" if problems
                         else "no incentive beyond the voucher and the original"))
-    urgent = _hit(lang, "urgency", text) and not _hit(lang, "urgency", original)
-    checks.append(Check("urgency_supported", not urgent or expiry is not None,
-                        "urgency wording without a real expiry" if urgent and expiry is None else "urgency backed by expiry or absent"))
-    bound = _category_terms(facts)
-    lowered, original_lower = text.lower(), original.lower()
+
+    lang = facts.lang
+    urgent = has(lang, "urgency", text) and not has(lang, "urgency", f"{facts.title}\n{facts.body}")
+    backed = facts.expiry is not None or facts.deadline is not None
+    checks.append(Check("urgency_supported", not urgent or backed,
+                        "urgency wording without a real deadline" if urgent and not backed
+                        else "urgency backed by a deadline or absent"))
+
+    bound = {c.lower() for c in (facts.product_name, *facts.categories) if c}
+    lowered, original_lower = text.lower(), f"{facts.title}\n{facts.body}".lower()
     foreign = sorted(t for t in vocabulary if t not in bound and re.search(rf"(?<!\w){re.escape(t)}(?!\w)", lowered)
                      and t not in original_lower and not any(t in b for b in bound))
     checks.append(Check("products_bound", not foreign,
                         f"mentions product(s) not bound to the plan: {', '.join(foreign)}" if foreign
                         else "mentions only the bound product"))
 
-    expected = supported_language(facts.get("language"))
-    got = detect_language(text)
-    same = got == expected or {got, expected} <= SIMILAR_LANGUAGES
-    checks.append(Check("language_kept", same, f"written in {got}, the original is {expected}" if not same
-                        else f"in {expected}"))
-    max_title, max_body = (limits or DEFAULT_LIMITS).get(channel, DEFAULT_LIMITS["push"])
+    had = {p.text for p in original.personal}
+    added = [p for p in rewrite.personal if p.text not in had]
+    checks.append(Check("no_personal_data_added", not added,
+                        "adds personal data: " + ", ".join(f"'{p.text}'" for p in added) if added
+                        else "adds no personal data"))
+
+    before = languages.detect(f"{facts.title}\n{facts.body}")
+    after = languages.detect(text)
+    same = languages.same(before, after)
+    checks.append(Check("language_kept", same, f"written in {after}, the original is in {before}" if not same
+                        else f"in {after}"))
+    checks.append(length_check(title, body, channel, limits, title_required=bool(facts.title.strip())))
+    return checks
+
+
+def limits_for(channel: str, limits: dict[str, tuple[int, int]] | None = None) -> tuple[int, int]:
+    table = limits or DEFAULT_LIMITS
+    if channel not in table:
+        raise ValueError(f"channel {channel!r} has no length limits; configured: {sorted(table)}")
+    return table[channel]
+
+
+def length_check(title: str, body: str, channel: str, limits: dict[str, tuple[int, int]] | None = None,
+                 title_required: bool = True) -> Check:
+    max_title, max_body = limits_for(channel, limits)
     problems = [f"title {len(title)} > {max_title}"] * (len(title) > max_title)
     problems += [f"body {len(body)} > {max_body}"] * (len(body) > max_body)
-    problems += ["empty title or body"] * (not title.strip() or not body.strip())
-    checks.append(Check("length_ok", not problems, ", ".join(problems) or f"within {channel} limits"))
-    return checks
+    problems += ["empty title"] * (title_required and not title.strip())
+    problems += ["empty body"] * (not body.strip())
+    return Check("length_ok", not problems, ", ".join(problems) or f"within {channel} limits ({max_title}/{max_body})")
 
 
 def passed(checks: list[Check]) -> bool:

@@ -8,17 +8,19 @@ LLMResource); a failed LLM item becomes a row with status "failed" and its error
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import duckdb
 import numpy as np
 
-from crmagent_dagster.agents import content, guardrails, judge
-from crmagent_dagster.agents.auditor import audit, audit_features
+from crmagent_dagster.agents import content, judge
+from crmagent_dagster.agents.auditor import audit, audit_features, flag
+from crmagent_dagster.agents.facts import OfferFacts, month_start
 from crmagent_dagster.agents.prompts import Merchant, render
-from crmagent_dagster.agents.rewriter import Facts, Style, rewrite, voucher_facts
 from crmagent_dagster.agents.text_features import features
 from crmagent_dagster.llm import LLMRequest, LLMResource
 from crmagent_dagster.llm.replies import (
@@ -26,7 +28,6 @@ from crmagent_dagster.llm.replies import (
     ContentDiagnosis,
     Preference,
     ProblemAnalysis,
-    Rewrite,
     Scores,
     SingleScores,
 )
@@ -47,9 +48,19 @@ class Context:
     log: Callable[[str], None] = print
     llm_runs: list = None  # LLMRun objects, for metadata
     scope_prefix: str = ""  # tells llm.calls rows of an ablation configuration from the pipeline's own
+    send_date: date | None = None  # ad hoc runs: deadlines before it are stale (a month partition: its 1st)
 
     def __post_init__(self) -> None:
         self.llm_runs = [] if self.llm_runs is None else self.llm_runs
+
+    @property
+    def as_of(self) -> date:
+        if self.send_date is not None:
+            return self.send_date
+        return month_start(self.month) if re.fullmatch(r"\d{4}-\d{2}", self.month) else date.today()
+
+    def facts(self, row: dict[str, Any]) -> OfferFacts:
+        return OfferFacts.from_row(row, self.as_of)
 
     @property
     def audience(self) -> str:
@@ -73,21 +84,6 @@ def load_labelled(conn: duckdb.DuckDBPyConnection, month: str, segment: str) -> 
                              "ORDER BY performance_label, performance_rank", {"month": month, "segment": segment})
 
 
-def load_rewrite_inputs(conn: duckdb.DuckDBPyConnection, month: str, segment: str
-                        ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str], str]:
-    """What TemplateAgent reads: exemplar matches per weak group, problem reasons, the segment's diagnosis."""
-    p = {"month": month, "segment": segment}
-    matches: dict[str, list[dict[str, Any]]] = {}
-    for m in fetch_dicts(conn, "SELECT * FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
-                               "ORDER BY aggregate_id, route, rank", p):
-        matches.setdefault(m["aggregate_id"], []).append(m)
-    problems = dict(conn.execute("SELECT aggregate_id, reason FROM agents.problem_analyses "
-                                 "WHERE month = $month AND segment = $segment", p).fetchall())
-    diagnosis = conn.execute("SELECT analysis FROM agents.segment_diagnoses WHERE month = $month AND segment = $segment",
-                             p).fetchone()
-    return matches, problems, (diagnosis or [None])[0] or ""
-
-
 def product_vocabulary(conn: duckdb.DuckDBPyConnection, month: str) -> frozenset[str]:
     """Product types sold this month: a rewrite naming one its plan does not bind is a guardrail violation."""
     return frozenset(v for (v,) in conn.execute(
@@ -97,27 +93,6 @@ def product_vocabulary(conn: duckdb.DuckDBPyConnection, month: str) -> frozenset
 
 def message(row: dict[str, Any], prefix: str = "") -> str:
     return f"Title: {row[prefix + 'title'] or ''}\nBody: {row[prefix + 'body'] or ''}"
-
-
-def facts_text(row: dict[str, Any]) -> str:
-    voucher = "none"
-    if row.get("voucher_type"):
-        voucher = (f"{row['voucher_type']}, value {row['discount_value']:g}, currency {row['currency']}"
-                   + (f", minimum spend {row['min_spend']:g}" if row.get("min_spend") is not None else "")
-                   + (f", cap {row['max_discount']:g}" if row.get("max_discount") is not None else "")
-                   + (f", code {row['voucher_code']}" if row.get("voucher_code") else "")
-                   + (f", expires {row['expires_at']:%Y-%m-%d}" if row.get("expires_at") else ""))
-    product = row.get("product_name") or "none"
-    category = row.get("category_path") or "none"
-    return f"Product: {product}\nCategory: {category}\nVoucher: {voucher}"
-
-
-def rule_facts(row: dict[str, Any]) -> Facts:
-    return Facts(segment=row["segment"], language=row.get("language"), title=row.get("title") or "",
-                 body=row.get("body") or "", product_name=row.get("product_name"),
-                 voucher=voucher_facts(row.get("voucher_type"), row.get("discount_value"), row.get("min_spend"),
-                                       row.get("max_discount"), row.get("currency"), row.get("expires_at")),
-                 voucher_code=row.get("voucher_code"))
 
 
 def _feature_audit(row: dict[str, Any], must_label: bool = False) -> tuple:
@@ -170,114 +145,6 @@ def diagnose_segment(ctx: Context, rows: list[dict[str, Any]]) -> tuple[dict[str
                  "backend": "llm", "model": model, "prompt_version": versions[r["aggregate_id"]],
                  "status": results[r["aggregate_id"]].status, "error": results[r["aggregate_id"]].error} for r in weak]
     return diag, problems
-
-
-# --- TemplateAgent -------------------------------------------------------------------------------
-def route(weak: dict[str, Any], matches: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
-    """Path 1: the merchant's own strong templates; else path 2: retrieved exemplars; else path 3."""
-    own = [m for m in matches if m["route"] == "own"]
-    if own:
-        return 1, own
-    retrieved = [m for m in matches if m["route"] == "retrieved"]
-    return (2, retrieved) if retrieved else (3, [])
-
-
-def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], matches: dict[str, list[dict[str, Any]]],
-                 problems: dict[str, str], diagnosis: str, cap: int | None,
-                 vocabulary: frozenset[str] = frozenset(), guard_rounds: int = 2, channel: str = "push",
-                 limits: dict[str, tuple[int, int]] | None = None) -> list[dict[str, Any]]:
-    """Rewrite every weak template, then hold each rewrite to the guardrails.
-
-    An LLM rewrite that breaks a guardrail is asked again with the violations fed back, up to
-    `guard_rounds` times; failing that it is replaced by the rule engine's fact-built rewrite, and
-    if even that fails it is stored as 'rejected', never as accepted ('ok').
-    """
-    by_id = {r["aggregate_id"]: r for r in rows}
-    weak = [r for r in rows if r["performance_label"] == "weak"]
-    backend = ctx.backend("template")
-    if backend != RULES and cap is not None and len(weak) > cap:
-        ctx.log(f"{ctx.segment}: rewriting the {cap} lowest-scoring of {len(weak)} weak templates (llm cap)")
-        weak = sorted(weak, key=lambda r: r["mean_score"])[:cap]
-    out: dict[str, dict[str, Any]] = {}
-    requests: dict[str, LLMRequest] = {}
-    for r in weak:
-        path, exemplars = route(r, matches.get(r["aggregate_id"], []))
-        ex_rows = [by_id[m["exemplar_aggregate_id"]] for m in exemplars if m["exemplar_aggregate_id"] in by_id]
-        row = {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"],
-               "template_id": r["template_id"], "shop_id": r["shop_id"], "path": path,
-               "exemplar_template_ids": [e["template_id"] for e in ex_rows],
-               "exemplar_aggregate_ids": [e["aggregate_id"] for e in ex_rows],
-               "exemplar_similarity": [m.get("similarity") for m in exemplars][: len(ex_rows)],
-               "language": r.get("language"), "original_title": r.get("title"), "original_body": r.get("body"),
-               "backend": backend, "attempted_backend": backend, "model": ctx.model("template"),
-               "guard_rounds": 0, "replaced_by_rules": False, "changes": [], "prompt_version": None}
-        if backend == RULES:
-            style = Style.of(ex_rows[0]["title"] or "", ex_rows[0]["body"] or "", ex_rows[0].get("language")) if ex_rows else None
-            rw = rewrite(rule_facts(r), style, fixes=_feature_audit(r, must_label=True)[1].error_type)
-            out[r["aggregate_id"]] = {**row, "new_title": rw.title, "new_body": rw.body, "changes": rw.changes,
-                                      "status": "ok", "error": None}
-            continue
-        if path == 3:
-            p = render("template_rule_based", original=Merchant(message(r)), facts=facts_text(r))
-        else:
-            p = render("template_exemplar", poor_template=Merchant(message(r)),
-                       poor_reason=problems.get(r["aggregate_id"]) or "Under-performed its segment.",
-                       good_templates=Merchant("\n".join(f"- {message(e)}" for e in ex_rows)),
-                       good_reason=diagnosis, facts=facts_text(r))
-        out[r["aggregate_id"]] = {**row, "prompt_version": p.version}
-        requests[r["aggregate_id"]] = LLMRequest(r["aggregate_id"], "template", p.messages, Rewrite, p.version)
-    if requests:
-        _take(out, ctx.ask("template_rewrites", list(requests.values())))
-    _guard(ctx, out, by_id, requests, vocabulary, guard_rounds, channel, limits)
-    return list(out.values())
-
-
-def _take(out: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:
-    for agg, res in results.items():
-        parsed = res.parsed or {}
-        out[agg].update(new_title=parsed.get("title"), new_body=parsed.get("body"), status=res.status, error=res.error)
-
-
-def _guard(ctx: Context, out: dict[str, dict[str, Any]], by_id: dict[str, dict[str, Any]],
-           requests: dict[str, LLMRequest], vocabulary: frozenset[str], rounds: int, channel: str = "push",
-           limits: dict[str, tuple[int, int]] | None = None) -> None:
-    def verdicts(agg: str) -> list:
-        w = out[agg]
-        return guardrails.check_rewrite(w["new_title"] or "", w["new_body"] or "", by_id[agg], vocabulary, channel, limits)
-
-    checks = {agg: verdicts(agg) for agg, w in out.items() if w["status"] == "ok"}
-    for agg, cs in checks.items():
-        out[agg]["first_violations"] = [c.name for c in cs if not c.passed]
-    for round_ in range(1, rounds + 1):
-        failing = [agg for agg, cs in checks.items() if not guardrails.passed(cs) and agg in requests]
-        if not failing:
-            break
-        retry = []
-        for agg in failing:
-            w, first = out[agg], requests[agg]
-            reply = json.dumps({"title": w["new_title"], "body": w["new_body"]}, ensure_ascii=False)
-            messages = first.messages + ({"role": "assistant", "content": reply},
-                                         {"role": "user", "content": "That rewrite breaks these rules: "
-                                          f"{guardrails.feedback(checks[agg])}. Rewrite it again, stating only the "
-                                          "facts given, in the original's language, within the length limits."})
-            retry.append(LLMRequest(agg, "template", messages, Rewrite, first.prompt_version))
-        results = ctx.ask(f"template_rewrites.guard{round_}", retry)
-        for agg in failing:
-            out[agg]["guard_rounds"] = round_
-            if results[agg].ok:
-                _take(out, {agg: results[agg]})
-                checks[agg] = verdicts(agg)
-    for agg, cs in checks.items():
-        w = out[agg]
-        if not guardrails.passed(cs) and w["backend"] != RULES:  # fall back to the fact-built rewrite
-            rw = rewrite(rule_facts(by_id[agg]), fixes=_feature_audit(by_id[agg], must_label=True)[1].error_type)
-            w.update(new_title=rw.title, new_body=rw.body, changes=rw.changes + ["replaced an LLM rewrite that "
-                     f"broke: {guardrails.feedback(cs)}"], replaced_by_rules=True, backend=RULES, model=RULE_MODEL)
-            cs = checks[agg] = verdicts(agg)
-        w["guard_checks"] = json.dumps(guardrails.as_records(cs), ensure_ascii=False)
-        w["guard_passed"] = guardrails.passed(cs)
-        if not w["guard_passed"]:
-            w.update(status="rejected", error=f"guardrails: {guardrails.feedback(cs)}")
 
 
 # --- EvaluateAgent -------------------------------------------------------------------------------
@@ -389,33 +256,39 @@ def score_originals(ctx: Context, rows: list[dict[str, Any]]) -> list[dict[str, 
 
 # --- Audit ---------------------------------------------------------------------------------------
 def audit_templates(ctx: Context, rows: list[dict[str, Any]], rewrites: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Appendix D error type for every weak original and every successful rewrite."""
+    """Appendix D error type for every weak original and every successful rewrite, with the flags for personal
+    data and passed deadlines (read by the rule engine whatever the backend: they are facts of the text)."""
     by_id = {r["aggregate_id"]: r for r in rows}
     items = [("original", r, r.get("title") or "", r.get("body") or "") for r in rows if r["performance_label"] == "weak"]
     items += [("rewrite", by_id[w["aggregate_id"]], w["new_title"], w["new_body"]) for w in rewrites if w["status"] == "ok"]
     backend, model = ctx.backend("audit"), ctx.model("audit")
     out = []
-    base = lambda kind, r: {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"],  # noqa: E731
-                            "template_id": r["template_id"], "version": kind, "backend": backend, "model": model}
+
+    def base(kind: str, r: dict[str, Any], title: str, body: str) -> dict[str, Any]:
+        flags, details = flag(ctx.facts(r).read(title, body))
+        return {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"],
+                "template_id": r["template_id"], "version": kind, "flags": list(flags),
+                "flag_details": " ".join(details) or None, "backend": backend, "model": model}
+
     if backend == RULES:
         for kind, r, title, body in items:
-            a = audit(ctx.segment, title, body, r.get("language"), r.get("voucher_type") is not None,
+            a = audit(ctx.segment, title, body, ctx.facts(r).lang, r.get("voucher_type") is not None,
                       must_label=kind == "original")
-            out.append({**base(kind, r), "error_type": a.error_type, "feedback": a.feedback, "prompt_version": None,
-                        "status": "ok", "error": None})
+            out.append({**base(kind, r, title, body), "error_type": a.error_type, "feedback": a.feedback,
+                        "prompt_version": None, "status": "ok", "error": None})
         return out
     requests, meta = [], {}
     for kind, r, title, body in items:
         p = render("audit_sheet", template=Merchant(f"Title: {title}\nBody: {body}"), audience=ctx.audience,
                    voucher=r.get("voucher_text") or "none", product=r.get("product_name") or "none")
         cid = f"{r['aggregate_id']}|{kind}"
-        meta[cid] = (kind, r, p.version)
+        meta[cid] = (kind, r, p.version, title, body)
         requests.append(LLMRequest(cid, "audit", p.messages, Audit, p.version))
     results = ctx.ask("template_audits", requests) if requests else {}
-    for cid, (kind, r, version) in meta.items():
+    for cid, (kind, r, version, title, body) in meta.items():
         res = results[cid]
         parsed = res.parsed or {}
-        out.append({**base(kind, r), "error_type": parsed.get("error_type"), "feedback": parsed.get("feedback"),
+        out.append({**base(kind, r, title, body), "error_type": parsed.get("error_type"), "feedback": parsed.get("feedback"),
                     "prompt_version": version, "status": res.status, "error": res.error})
     return out
 

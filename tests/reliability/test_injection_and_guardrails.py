@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 import pytest
 
 from crmagent_dagster.agents import judge
 from crmagent_dagster.agents.auditor import audit
-from crmagent_dagster.agents.guardrails import amounts, check_rewrite, passed
+from crmagent_dagster.agents import terms
+from crmagent_dagster.agents.facts import OfferFacts
+from crmagent_dagster.agents.guardrails import check_rewrite, passed
 from crmagent_dagster.agents.prompts import Merchant, render
 from crmagent_dagster.llm import LLMRequest, LLMResource
 from crmagent_dagster.llm.replies import Scores
@@ -59,17 +61,20 @@ def test_rule_engine_is_not_moved_by_instructions_in_the_text(reliability):
     reliability.record("injection")
 
 
-FACTS = {"title": "Did you forget something?", "body": "Looks like you left something in your cart.", "language": "en",
+ROW = {"segment": "abandoned_cart_buyers", "title": "Did you forget something?", "body": "Looks like you left something in your cart.", "language": "en",
          "voucher_type": "fixed_amount_off", "discount_value": 3.0, "min_spend": 15.0, "max_discount": None,
          "currency": "MYR", "voucher_code": "SAVE3", "expires_at": datetime(2025, 4, 30, 23, 59, 59),
          "product_name": "Hydrating Serum", "category_l1": "Beauty & Personal Care", "category_l2": "Skincare",
          "category_l3": "Serum"}
+FACTS = OfferFacts.from_row(ROW, date(2025, 4, 1))
 VOCAB = frozenset({"serum", "power bank", "tote bag"})
 
 
 def test_amounts_are_normalised():
-    assert {v for _, v in amounts("RM3, RM 3.00, 3 ringgit")} == {3.0}
-    assert amounts("Rp15.000 and S$5 and ₱1,500") == [("IDR", 15000.0), ("SGD", 5.0), ("PHP", 1500.0)]
+    keys = {t.key for t in terms.read("", "RM3, RM 3.00, 3 ringgit").terms}
+    assert keys == {"amount:MYR:3"}
+    found = [t.key for t in terms.read("", "Rp15.000 and S$5 and ₱1,500 and P25K").terms]
+    assert found == ["amount:IDR:15000", "amount:SGD:5", "amount:PHP:1500", "amount:PHP:25000"]
 
 
 @pytest.mark.parametrize("title,body,broken", [
@@ -92,14 +97,14 @@ def test_each_guardrail(title, body, broken, reliability):
 
 
 def test_urgency_needs_a_real_expiry(reliability):
-    no_expiry = {**FACTS, "expires_at": None}
+    no_expiry = OfferFacts.from_row({**ROW, "expires_at": None}, date(2025, 4, 1))
     assert not passed(check_rewrite("Last chance!", "Hurry, ends tonight. Check out now!", no_expiry, VOCAB))
     assert passed(check_rewrite("RM3 off", "Hurry, ends 30 Apr. Check out now!", FACTS, VOCAB))
     reliability.record("guardrails")
 
 
 def test_an_invented_discount_without_any_voucher_is_refused(reliability):
-    bare = {"title": "New arrivals", "body": "See what's new.", "language": "en"}
+    bare = OfferFacts(segment="new_buyers", title="New arrivals", body="See what's new.", language="en")
     checks = check_rewrite("20% off everything", "Shop now!", bare, VOCAB)
     assert {c.name for c in checks if not c.passed} == {"percentages_supported", "incentive_supported"}
     reliability.record("guardrails")
