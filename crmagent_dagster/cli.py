@@ -141,12 +141,56 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     from crmagent_dagster.adhoc import rewrite_file
     from crmagent_dagster.llm import llm_resource_from_env
 
-    if bool(args.month) != bool(args.db):
-        print("--month and --db go together: retrieval needs a materialized month's index", file=sys.stderr)
+    if args.month and not args.db:
+        print("--month needs --db: retrieval reads that month's index from its DuckDB file", file=sys.stderr)
         return 2
-    counts = rewrite_file(Path(args.src), Path(args.dst), llm_resource_from_env(), db=args.db, month=args.month)
-    print(f"{counts['ok']} line(s) rewritten, {counts['error']} error record(s) -> {args.dst}")
+    try:
+        counts = rewrite_file(Path(args.src), Path(args.dst), llm_resource_from_env(), db=args.db, month=args.month,
+                              as_of=args.as_of)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    print(f"{counts.get('ok', 0)} line(s) rewritten, {counts.get('rejected', 0)} rejected (the original stands; "
+          f"see 'error'), {counts.get('failed', 0)} failed, {counts.get('error', 0)} bad line(s) -> {args.dst}")
     return 0
+
+
+def cmd_batch_export(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from crmagent_dagster.llm import llm_resource_from_env
+    from crmagent_dagster.llm.batch import export_pending
+    from crmagent_dagster.resources import connect_waiting, duckdb_path
+
+    path = Path(args.out) if args.out else Path(llm_resource_from_env().batch_dir) / (
+        f"requests-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.jsonl")
+    with connect_waiting(args.db or duckdb_path()) as conn:
+        n = export_pending(conn, path, args.scope)
+    if not n:
+        print("no pending requests: every request of the last runs in files mode is answered", file=sys.stderr)
+        return 1
+    print(f"{n} request(s) -> {path}\nsend it to your provider's Batch API (or answer it elsewhere), then: "
+          f"crmagent batch import --in <results.jsonl>")
+    return 0
+
+
+def cmd_batch_import(args: argparse.Namespace) -> int:
+    from crmagent_dagster.llm import llm_resource_from_env
+    from crmagent_dagster.llm.batch import import_file
+    from crmagent_dagster.resources import connect_waiting, duckdb_path
+
+    lines = Path(args.src).read_text(encoding="utf-8").splitlines()
+    with connect_waiting(args.db or duckdb_path()) as conn:
+        report = import_file(conn, lines, llm_resource_from_env().prices)
+    print(f"{args.src}: {report.lines} line(s), {report.ok} answer(s) cached, {report.errors} failed request(s), "
+          f"{len(report.unmatched)} unmatched, {len(report.duplicates)} duplicate(s), {len(report.malformed)} malformed")
+    for problem in report.malformed[:20]:
+        print(f"  malformed: {problem}", file=sys.stderr)
+    for cid in report.unmatched[:20]:
+        print(f"  unmatched custom_id (no pending request): {cid}", file=sys.stderr)
+    if report.ok:
+        print("re-run the same refresh or rewrite: cached answers are used, and what failed is asked again")
+    return 0 if report.ok and not report.malformed and not report.unmatched else 1
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -160,6 +204,15 @@ def _month(value: str) -> str:
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return value
+
+
+def _date(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {value!r}") from None
 
 
 def _positive(value: str) -> int:
@@ -191,8 +244,24 @@ def build_parser() -> argparse.ArgumentParser:
     rw.add_argument("--in", dest="src", required=True, help="input JSONL: segment, title, body, optional facts")
     rw.add_argument("--out", dest="dst", required=True, help="output JSONL, one record per input line")
     rw.add_argument("--month", type=_month, help="retrieve exemplars from this materialized month (path 2)")
-    rw.add_argument("--db", help="the DuckDB file of that month")
+    rw.add_argument("--db", help="DuckDB file: the month to retrieve from, and where the LLM cache and batch "
+                                 "requests are kept (needed for CRMAGENT_LLM_MODE=files)")
+    rw.add_argument("--as-of", type=_date, default=None,
+                    help="send date YYYY-MM-DD: deadlines before it are flagged as stale (default today)")
     rw.set_defaults(func=cmd_rewrite)
+
+    batch = sub.add_parser("batch", help="files mode (CRMAGENT_LLM_MODE=files): one requests file out, one results "
+                                         "file back in")
+    batch_sub = batch.add_subparsers(dest="batch_command", required=True)
+    exp = batch_sub.add_parser("export", help="write every pending LLM request into one Batch API JSONL file")
+    exp.add_argument("--out", help="requests file (default <batch_dir>/requests-<UTC time>.jsonl)")
+    exp.add_argument("--db", help="DuckDB file holding the pending requests (default $CRMAGENT_DUCKDB_PATH)")
+    exp.add_argument("--scope", help="only scopes starting with this, e.g. 'template_rewrites|2025-04'")
+    exp.set_defaults(func=cmd_batch_export)
+    imp = batch_sub.add_parser("import", help="read one Batch API results JSONL file into the LLM cache")
+    imp.add_argument("--in", dest="src", required=True, help="results file (the provider's output JSONL)")
+    imp.add_argument("--db", help="DuckDB file holding the pending requests (default $CRMAGENT_DUCKDB_PATH)")
+    imp.set_defaults(func=cmd_batch_import)
 
     summ = sub.add_parser("summary", help="print a month's summary from DuckDB")
     summ.add_argument("--month", type=_month, required=True)

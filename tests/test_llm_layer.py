@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from crmagent_dagster.llm import LLMRequest, LLMResource
-from crmagent_dagster.llm.batch import export_jsonl, import_results
+from crmagent_dagster.llm.batch import export_jsonl, export_pending, import_file, import_results
 from crmagent_dagster.llm.replies import Preference, Rewrite
 from crmagent_dagster.resources import CRMWarehouse
 from fake_openai import FakeOpenAI, Reply
@@ -274,31 +274,38 @@ def batch_output(line: dict, content: str = GOOD) -> dict:
             "error": None}
 
 
-def test_files_export_then_import_round_trip_reports_bad_lines(tmp_path, conn):
+def test_files_mode_one_requests_file_out_one_results_file_in(tmp_path, conn):
     llm = LLMResource(base_url="http://127.0.0.1:9/v1", default_model="gpt-4o", mode="files", batch_dir=str(tmp_path))
     reqs = requests(4)
     first = llm.run(reqs, conn=conn, scope="rewrites|2025-04|new_buyers")
-    folder = tmp_path / "rewrites_2025-04_new_buyers"
-    exported = [json.loads(x) for x in (folder / "requests.jsonl").read_text().splitlines()]
-    assert [x["custom_id"] for x in exported] == [f"item-{i}" for i in range(4)]
-    assert all(x["url"] == "/v1/chat/completions" and x["body"]["model"] == "gpt-4o" for x in exported)
+    llm.run(requests(2, text="other"), conn=conn, scope="rewrites|2025-04|price_drop")  # a second scope, same run
     assert all(not r.ok and "awaiting batch results" in r.error for r in first.results)
+    assert not list(tmp_path.glob("*/"))  # no folder per scope: requests wait in DuckDB until exported
+
+    out = tmp_path / "requests.jsonl"
+    assert export_pending(conn, out) == 6  # one file for everything pending
+    exported = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["custom_id"] for x in exported] == [f"rewrites|2025-04|new_buyers#item-{i}" for i in range(4)] + \
+        [f"rewrites|2025-04|price_drop#item-{i}" for i in range(2)]  # the scope rides inside the custom_id
+    assert all(x["url"] == "/v1/chat/completions" and x["body"]["model"] == "gpt-4o" for x in exported)
 
     lines = [json.dumps(batch_output(exported[0])), json.dumps(batch_output(exported[1])),
              json.dumps(batch_output(exported[1])),  # duplicate
              json.dumps({**batch_output(exported[2]), "response": {"status_code": 500, "body": {}}}),  # failed request
-             '{"custom_id": "item-3", "response": ',  # truncated line
-             json.dumps(batch_output({**exported[0], "custom_id": "stranger"}))]  # unmatched
-    (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
+             '{"custom_id": "rewrites|2025-04|new_buyers#item-3", "response": ',  # truncated line
+             json.dumps(batch_output({**exported[0], "custom_id": "stranger"})),  # unmatched
+             json.dumps(batch_output(exported[4]))]  # the other scope, same file
+    report = import_file(conn, lines, llm.prices)
+    assert (report.matched, len(report.duplicates), len(report.unmatched), len(report.malformed), report.errors,
+            report.ok) == (4, 1, 1, 1, 1, 3)
     second = llm.run(reqs, conn=conn, scope="rewrites|2025-04|new_buyers")
-    status = {r.custom_id: r.ok for r in second.results}
-    assert status == {"item-0": True, "item-1": True, "item-2": False, "item-3": False}
-    md = second.metadata()
-    assert (md["batch_matched"], md["batch_duplicates"], md["batch_unmatched"], md["batch_malformed"],
-            md["batch_errors"]) == (3, 1, 1, 1, 1)
-    assert md["llm_cost_usd"] == pytest.approx(2 * (20 * 2.5 + 10 * 10.0) / 1e6 * 0.5)  # batch price
-    third = llm.run(reqs, conn=conn, scope="rewrites|2025-04|new_buyers")  # good lines are cached now
-    assert third.metadata()["llm_cache_hits"] == 2
+    assert {r.custom_id: r.ok for r in second.results} == {"item-0": True, "item-1": True, "item-2": False,
+                                                           "item-3": False}
+    assert second.metadata()["llm_cache_hits"] == 2
+    # What is still open goes out again, and only that.
+    assert export_pending(conn, out) == 3
+    assert {json.loads(x)["custom_id"].split("#")[1] for x in out.read_text().splitlines()} == {"item-2", "item-3",
+                                                                                                 "item-1"}
 
 
 def test_import_rejects_non_json_and_keeps_good_lines(tmp_path):

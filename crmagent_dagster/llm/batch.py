@@ -1,5 +1,10 @@
 """The batch route: OpenAI Batch API JSONL out, results JSONL in, by API or by files.
 
+Files mode is for a person who uploads a batch to a provider (or answers it elsewhere): every request a run
+could not answer from the cache waits in `llm.batch_requests`; `crmagent batch export` writes all of them into
+one requests file, with the scope inside each custom_id, and `crmagent batch import` reads one results file
+back into the cache, so the next run uses the answers.
+
 Export writes one line per request: {"custom_id", "method": "POST", "url": "/v1/chat/completions",
 "body": <the exact body the online engine would send>}. Import accepts the Batch API's output
 format from anyone (OpenAI, another provider, an air-gapped team) and checks every line:
@@ -120,18 +125,75 @@ def _missing(p: Prepared, why: str) -> LLMResult:
                      status="failed", error=why, prompt_version=p.request.prompt_version)
 
 
-def run_files(engine: OnlineEngine, prepared: Sequence[Prepared], folder: Path, prices: dict[str, list[float]]
-              ) -> tuple[list[LLMResult], ImportReport]:
-    """Files only: write requests.jsonl; import results.jsonl if someone has put it there."""
-    export_jsonl(engine, prepared, folder / "requests.jsonl")
-    results_path = folder / "results.jsonl"
-    report = ImportReport()
-    got: dict[str, LLMResult] = {}
-    if results_path.exists():
-        got, report = import_results(results_path.read_text(encoding="utf-8").splitlines(), prepared, prices)
-    out = [got.get(p.request.custom_id) or _missing(p, f"awaiting batch results: put the Batch API output at "
-                                                     f"{results_path} and re-materialize") for p in prepared]
-    return out, report
+# --- files mode: one requests file per run out, one results file back in ---------------------------
+PENDING_DDL = """
+CREATE TABLE IF NOT EXISTS llm.batch_requests (
+    batch_custom_id VARCHAR PRIMARY KEY,  -- '<scope>#<custom_id>': the scope rides inside the custom_id
+    scope VARCHAR, custom_id VARCHAR, cache_key VARCHAR, agent VARCHAR, model VARCHAR, chain_of_thought BOOLEAN,
+    schema_name VARCHAR, prompt_version VARCHAR, line_json VARCHAR,
+    created_at TIMESTAMP DEFAULT current_timestamp, exported_at TIMESTAMP
+)
+"""
+AWAITING = ("awaiting batch results: `crmagent batch export` writes every pending request into one file; send it, "
+            "then `crmagent batch import` the results file and re-run")
+
+
+def batch_id(scope: str, custom_id: str) -> str:
+    return f"{scope}#{custom_id}"
+
+
+def queue_files(conn, engine: OnlineEngine, prepared: Sequence[Prepared], scope: str) -> list[LLMResult]:
+    """Files mode: keep each request that the cache cannot answer until someone exports it; answer 'awaiting'."""
+    conn.execute(PENDING_DDL)
+    rows = [(batch_id(scope, p.request.custom_id), scope, p.request.custom_id, p.key, p.request.agent, p.settings.model,
+             p.settings.chain_of_thought, p.request.schema.__name__, p.request.prompt_version,
+             json.dumps({**batch_line(engine, p), "custom_id": batch_id(scope, p.request.custom_id)}, ensure_ascii=False))
+            for p in prepared]
+    # the scope's latest run says what it still needs: requests it no longer makes (a prompt changed) are dropped
+    conn.execute("DELETE FROM llm.batch_requests WHERE scope = $scope", {"scope": scope})
+    conn.executemany("INSERT OR REPLACE INTO llm.batch_requests (batch_custom_id, scope, custom_id, cache_key, agent, "
+                     "model, chain_of_thought, schema_name, prompt_version, line_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                     "?, ?)", rows)
+    return [_missing(p, AWAITING) for p in prepared]
+
+
+def _open(conn) -> list[dict]:
+    """Pending requests the cache does not answer yet."""
+    conn.execute(PENDING_DDL)
+    cur = conn.execute("SELECT * FROM llm.batch_requests b WHERE NOT EXISTS "
+                       "(SELECT 1 FROM llm.cache c WHERE c.cache_key = b.cache_key) ORDER BY scope, custom_id")
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def export_pending(conn, path: Path, scope_prefix: str | None = None) -> int:
+    """Write every open request (of scopes starting with `scope_prefix`) into one Batch API requests file."""
+    rows = [r for r in _open(conn) if not scope_prefix or r["scope"].startswith(scope_prefix)]
+    if not rows:
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(r["line_json"] + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
+    conn.execute("UPDATE llm.batch_requests SET exported_at = current_timestamp WHERE list_contains($ids, batch_custom_id)",
+                 {"ids": [r["batch_custom_id"] for r in rows]})
+    return len(rows)
+
+
+def import_file(conn, lines: Iterable[str], prices: dict[str, list[float]]) -> ImportReport:
+    """Read one Batch API results file; cache every good answer so the next run uses it."""
+    from crmagent_dagster.llm import cache
+    from crmagent_dagster.llm.core import AgentSettings, LLMRequest
+    from crmagent_dagster.llm.replies import REPLY_MODELS
+
+    prepared = [Prepared(LLMRequest(r["batch_custom_id"], r["agent"], (), REPLY_MODELS[r["schema_name"]],
+                                    r["prompt_version"] or ""),
+                         AgentSettings(model=r["model"], chain_of_thought=bool(r["chain_of_thought"])), r["cache_key"])
+                for r in _open(conn)]
+    results, report = import_results(lines, prepared, prices)
+    cache.ensure_tables(conn)
+    cache.store(conn, results.values())
+    return report
 
 
 async def run_batch_api(engine: OnlineEngine, prepared: Sequence[Prepared], prices: dict[str, list[float]], *,

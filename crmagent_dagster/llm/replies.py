@@ -80,3 +80,7 @@ class Audit(_Reply):
 REPLY_MODELS: dict[str, type[BaseModel]] = {
     m.__name__: m for m in (ContentDiagnosis, ProblemAnalysis, Rewrite, Scores, SingleScores, Preference, Audit)
 }
+
+
+REPLY_MODELS: dict[str, type[_Reply]] = {m.__name__: m for m in (ContentDiagnosis, ProblemAnalysis, Rewrite, Scores,
+                                                                 SingleScores, Preference, Audit)}

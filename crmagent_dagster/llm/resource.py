@@ -12,7 +12,6 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -21,7 +20,7 @@ import duckdb
 from pydantic import Field
 
 from crmagent_dagster.llm import cache
-from crmagent_dagster.llm.batch import ImportReport, run_batch_api, run_files
+from crmagent_dagster.llm.batch import ImportReport, queue_files, run_batch_api
 from crmagent_dagster.llm.core import AGENTS, AgentSettings, LLMRequest, LLMResult, cache_key
 from crmagent_dagster.llm.engine import EngineConfig, OnlineEngine, Prepared
 from crmagent_dagster.resources import DATA_DIR
@@ -94,7 +93,8 @@ class LLMResource(dg.ConfigurableResource):
     response_format: str = Field(default="auto", description="auto | json_schema | json_object | none")
     backoff_base_s: float = 0.5
     prices: dict[str, list[float]] = DEFAULT_PRICES
-    batch_dir: str = Field(default=str(DATA_DIR / "batches"), description="Where files mode writes requests and reads results.")
+    batch_dir: str = Field(default=str(DATA_DIR / "batches"),
+                           description="Where `crmagent batch export` writes its requests file by default.")
     batch_poll_s: float = 30.0
     batch_max_rounds: int = 3
 
@@ -171,9 +171,7 @@ class LLMResource(dg.ConfigurableResource):
                                                       max_rounds=self.batch_max_rounds, log=log))
             cache.store(conn, fresh)
         elif pending:
-            folder = Path(self.batch_dir) / scope.replace("/", "_").replace("|", "_")
-            fresh, report = run_files(engine, pending, folder, self.prices)
-            cache.store(conn, fresh)
+            fresh = queue_files(conn, engine, pending, scope)
         else:
             fresh = []
         done.update({r.custom_id: r for r in fresh})
