@@ -39,6 +39,7 @@ dev: install
 bench: install
 	$(BIN)/python bench/bench_pipeline.py --logs 3000000
 	$(BIN)/python bench/bench_llm.py
+	$(BIN)/python bench/quality.py
 
 # Re-pin after changing dependencies in pyproject.toml (then commit constraints.txt).
 lock: | $(BIN)/python
