@@ -208,7 +208,6 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "free_shipping": ("miễn phí vận chuyển", "freeship", "free ship", "miễn phí giao hàng"),
     },
 }
-PHRASE_LANGUAGES = tuple(PHRASES)
 UNSPACED = frozenset({"th", "zh"})  # no spaces between words: phrases match anywhere
 
 

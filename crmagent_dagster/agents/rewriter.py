@@ -33,7 +33,6 @@ from crmagent_dagster.agents.text_features import BOUGHT_OFTEN, HAVE_BOUGHT, PUR
 from crmagent_dagster.vocabulary import (
     EMOJI_BY_INTENT,
     INTENT_OF_SEGMENT,
-    PHRASES,
     UNSPACED,
     format_expiry,
     hits,
@@ -97,7 +96,6 @@ class Lexicon:
     vague: tuple[str, ...]
     shorten: tuple[tuple[str, str], ...] = ()
     dangling: tuple[str, ...] = ()  # function words left hanging before punctuation after a removal
-    greeting: str = "Hi"
     code_word: str = "code"
 
 
@@ -151,7 +149,7 @@ LEXICONS: dict[str, Lexicon] = {
                  "dimaklumkan bahawa": ""},
         vague=("tawaran istimewa", "special offer", "tawaran hebat", "promosi menarik", "hadiah istimewa", "hadiah"),
         shorten=(("untuk", "utk"), ("dengan", "dgn"), ("sahaja", "shj")),
-        dangling=("untuk", "dengan", "di", "ke", "pada", "yang", "dan", "kami", "anda"), greeting="Hai", code_word="kod"),
+        dangling=("untuk", "dengan", "di", "ke", "pada", "yang", "dan", "kami", "anda"), code_word="kod"),
     "id": Lexicon(
         verbs=(("klaim", "Klaim"), ("pakai", "Pakai"), ("bayar", "Bayar"), ("pesan", "Pesan"), ("daftar", "Daftar"),
                ("isi ulang", "Isi ulang"), ("top up", "Top up"), ("checkout", "Checkout"), ("belanja", "Belanja"),
@@ -169,7 +167,7 @@ LEXICONS: dict[str, Lexicon] = {
                  "bersama surel ini kami sampaikan bahwa": ""},
         vague=("penawaran spesial", "promo spesial", "promo menarik", "promo luar biasa", "hadiah spesial", "kejutan"),
         shorten=(("untuk", "utk"), ("dengan", "dgn"), ("yang", "yg")),
-        dangling=("untuk", "dengan", "di", "ke", "pada", "yang", "dan", "kami", "kamu"), greeting="Hai", code_word="kode"),
+        dangling=("untuk", "dengan", "di", "ke", "pada", "yang", "dan", "kami", "kamu"), code_word="kode"),
     "tl": Lexicon(
         verbs=(("i-claim", "I-claim"), ("i-redeem", "I-redeem"), ("gamitin", "Gamitin"), ("i-avail", "I-avail"),
                ("magbayad", "Magbayad"), ("mag-load", "Mag-load"), ("i-register", "I-register"),
@@ -186,7 +184,7 @@ LEXICONS: dict[str, Lexicon] = {
                  "mangyaring": "paki", "nais naming ipaalam": ""},
         vague=("special treat", "special offer", "espesyal na alok", "sorpresa", "special promo"),
         shorten=(("ngayon", "ngayon"),),
-        dangling=("sa", "ng", "ang", "para", "mo", "na", "at"), greeting="Hi"),
+        dangling=("sa", "ng", "ang", "para", "mo", "na", "at")),
     "th": Lexicon(
         verbs=(("รับ", "รับ"), ("ใช้โค้ด", "ใช้โค้ด"), ("ชำระเงิน", "ชำระเงิน"), ("ชำระ", "ชำระเงิน"), ("สมัคร", "สมัคร"),
                ("เติมเงิน", "เติมเงิน"), ("จอง", "จอง"), ("สั่งซื้อ", "สั่งซื้อ"), ("สั่ง", "สั่งซื้อ"), ("ซื้อ", "ซื้อ"),
@@ -197,8 +195,7 @@ LEXICONS: dict[str, Lexicon] = {
         replace={"ยินดีต้อนรับกลับ": "ยินดีต้อนรับ", "สั่งครั้งแรก": "สั่งครั้งถัดไป", "ออเดอร์แรก": "ออเดอร์ถัดไป",
                  "ครั้งแรก": "ครั้งถัดไป", "ลูกค้าใหม่": "ลูกค้า", "ขอบคุณที่สั่งซื้อ": "สินค้ารอคุณอยู่",
                  "ลูกค้าประจำ": "ลูกค้า", "ขาประจำ": "ลูกค้า", "เรียน": "สวัสดี", "ค่าาา": "ค่ะ", "น้าา": "นะ"},
-        vague=("ข้อเสนอพิเศษ", "โปรพิเศษ", "ของขวัญพิเศษ", "เซอร์ไพรส์"),
-        greeting="สวัสดี", code_word="โค้ด"),
+        vague=("ข้อเสนอพิเศษ", "โปรพิเศษ", "ของขวัญพิเศษ", "เซอร์ไพรส์"), code_word="โค้ด"),
     "vi": Lexicon(
         verbs=(("nhận", "Nhận"), ("dùng", "Dùng"), ("nhập mã", "Nhập mã"), ("thanh toán", "Thanh toán"),
                ("đăng ký", "Đăng ký"), ("nạp", "Nạp"), ("đặt", "Đặt"), ("săn", "Săn"), ("mua", "Mua")),
@@ -211,7 +208,7 @@ LEXICONS: dict[str, Lexicon] = {
                  "chào mừng bạn quay trở lại": "chào mừng bạn", "quay trở lại": "", "khách quen": "bạn", "khách hàng thân thiết": "bạn", "kính gửi": "Chào", "quý khách": "bạn",
                  "nha bà": "nha", "thui": "thôi"},
         vague=("ưu đãi đặc biệt", "quà đặc biệt", "bất ngờ", "deal đặc biệt"),
-        dangling=("cho", "của", "với", "và", "tại"), greeting="Chào", code_word="mã"),
+        dangling=("cho", "của", "với", "và", "tại"), code_word="mã"),
 }
 # Clauses a length cut must not drop even though they state no term: the law and the way out.
 _KEEP_CLAUSE = re.compile(r"(?i)t&c|terms|syarat|s&k|dti|permit|fteb|stop|unsub|opt[- ]?out|unreg|berhenti|"
@@ -792,7 +789,3 @@ def _tidy(text: str) -> str:
     text = re.sub(r"\(\s*\)", "", text)
     text = re.sub(r"(?i)\b(is|are|ay|adalah)\s+(?:and|at|dan)\s+(?=\1\b)", "", text)  # "is [valid until X] and is"
     return re.sub(r"[,;:]\s*$", "", text.strip(" \t"))
-
-
-def language_has_tables(language: str) -> bool:
-    return language in LEXICONS and language in PHRASES

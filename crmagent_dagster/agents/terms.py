@@ -22,7 +22,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
-from crmagent_dagster.currency import aliases, code_of
+from crmagent_dagster.currency import code_of
 from crmagent_dagster.vocabulary import PHRASES
 
 # Every word of the shared phrase lists is copy, not a name: "PERTAMA" shouted is still "first".
@@ -761,10 +761,6 @@ def fact_keys(*, voucher_type: str | None, discount_value: float | None, min_spe
         day = expires_at.date() if isinstance(expires_at, datetime) else expires_at
         keys.append(f"date:{day.isoformat()}")
     return keys
-
-
-def known_currency_words() -> frozenset[str]:
-    return frozenset(aliases())
 
 
 def states_value(text: str) -> bool:
