@@ -73,6 +73,20 @@ def _where(partition: Mapping[str, str]) -> str:
     return " AND ".join(f"{_column(c)} = ${_column(c)}" for c in partition)
 
 
+def _columns(conn, relation: str) -> dict[str, str]:
+    return {name: typ for name, typ, *_ in conn.execute(f"DESCRIBE {relation}").fetchall()}
+
+
+def _add_new_columns(conn, table: str, relation: str) -> None:
+    """An upgrade that only adds columns migrates itself: older rows get NULL there. A column that disappeared or
+    changed type still stops the write (below), since that loses or reinterprets stored data."""
+    stored, produced = _columns(conn, table), _columns(conn, relation)
+    if set(stored) - set(produced) or any(produced[c] != stored[c] for c in set(stored) & set(produced)):
+        return
+    for name in [c for c in produced if c not in stored]:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(name)} {produced[name]}")
+
+
 def _replace_from(conn, table: str, relation: str, partition: Mapping[str, str]) -> int:
     """Inside an open transaction: make `table`'s partition equal to `relation`'s rows."""
     _table(table)
@@ -80,6 +94,7 @@ def _replace_from(conn, table: str, relation: str, partition: Mapping[str, str])
     stray = conn.execute(f"SELECT count(*) FROM {relation} WHERE NOT ({_where(partition)})", dict(partition)).fetchone()[0]
     if stray:
         raise ModelError(f"{table}: model produced {stray} row(s) outside partition {dict(partition)}")
+    _add_new_columns(conn, table, relation)
     conn.execute(f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
     try:
         conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {relation}")

@@ -137,3 +137,23 @@ def test_label_settings_reject_nonsense():
         P.LabelSettings(min_samples=0)
     with pytest.raises(ValueError, match="strong_share"):
         P.LabelSettings(strong_share=0.9)
+
+
+def test_an_upgrade_that_adds_columns_migrates_itself_but_a_removed_column_stops_the_write(tmp_path):
+    import duckdb
+    import polars as pl
+
+    from crmagent_dagster.sql import ModelError, write_frame
+
+    conn = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    conn.execute("CREATE SCHEMA IF NOT EXISTS agents")
+    old = pl.DataFrame({"month": ["2025-03"], "segment": ["s"], "status": ["ok"]})
+    assert write_frame(conn, "agents.t", old, {"month": "2025-03", "segment": "s"}) == 1
+    new = pl.DataFrame({"month": ["2025-04"], "segment": ["s"], "status": ["ok"], "channel": ["sms"]})
+    assert write_frame(conn, "agents.t", new, {"month": "2025-04", "segment": "s"}) == 1
+    assert conn.execute("SELECT month, channel FROM agents.t ORDER BY month").fetchall() == [("2025-03", None),
+                                                                                           ("2025-04", "sms")]
+    retyped = pl.DataFrame({"month": ["2025-05"], "segment": ["s"], "status": [1], "channel": ["sms"]})
+    with pytest.raises(ModelError, match="agents.t"):
+        write_frame(conn, "agents.t", retyped.with_columns(pl.lit([1]).alias("extra")), {"month": "2025-05",
+                                                                                        "segment": "s"})
