@@ -410,11 +410,22 @@ def _url_extractor():
     return extractor
 
 
+_PHONE_LIKE = re.compile(r"\+?\(?\d[\d\s().-]{6,}\d")
+
+
 def _phones(text: str, market: Market) -> list[tuple[int, int, str]]:
+    return list(_phones_cached(text, market.region))
+
+
+@lru_cache(maxsize=8192)
+def _phones_cached(text: str, region_hint: str | None) -> tuple[tuple[int, int, str], ...]:
+    """Phone numbers (E.164) in the market's region first, then the platform's other markets; shortcodes after
+    'text', 'dial', 'call'. Read once per text: both the terms and the personal-data pass ask."""
     import phonenumbers
 
     out = []
-    for region in dict.fromkeys([market.region or "PH", "PH", "MY", "ID", "SG", "TH", "VN"]):
+    regions = dict.fromkeys([region_hint or "PH", "PH", "MY", "ID", "SG", "TH", "VN"]) if _PHONE_LIKE.search(text) else {}
+    for region in regions:
         for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
             if any(not (m.end <= s or m.start >= e) for s, e, _ in out):
                 continue
@@ -426,7 +437,7 @@ def _phones(text: str, market: Market) -> list[tuple[int, int, str]]:
         digits = re.sub(r"[ -]", "", m.group("code"))
         if not any(not (e <= a or s >= b) for a, b, _ in out) and len(re.sub(r"\D", "", digits)) >= 3:
             out.append((s, e, digits))
-    return out
+    return tuple(out)
 
 
 # --- dates ---------------------------------------------------------------------------------------
