@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/crmagent refresh --month $(DEMO_MONTH) --logs $(DEMO_LOGS)
+	$(BIN)/crmagent refresh --month $(DEMO_MONTH) --synthetic --logs $(DEMO_LOGS)
 
 test: install chromium
 	$(BIN)/python -m pytest
@@ -32,6 +32,7 @@ test: install chromium
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+dev: export CRMAGENT_SYNTHETIC ?= 1
 dev: install
 	$(BIN)/python -c "from crmagent_dagster.cli import ensure_dagster_home; ensure_dagster_home()"
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000

@@ -11,7 +11,7 @@ from crmagent_dagster.partitions import BY_MONTH, DUCKDB_POOL, monthly_partition
 from crmagent_dagster.plots import markdown_image
 from crmagent_dagster.report import section
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import write_frame, write_model
+from crmagent_dagster.sql import transaction, write_frame, write_model
 
 JUDGMENTS = dg.AssetKey(["agents", "ablation_judgments"])
 TABLE3 = dg.AssetKey(["results", "table3"])
@@ -57,8 +57,9 @@ def ablation_study(context: dg.AssetExecutionContext, config: AblationConfig, du
                                                       context.log.info)
             out += rows
             runs += setting_runs
-        n = write_frame(conn, "agents.ablation_judgments", frame("agents.ablation_judgments", out), {"month": month})
-        write_model(conn, "results.table3", {"month": month})
+        with transaction(conn):  # LLM answers are cached as they come; the partition's tables commit together
+            n = write_frame(conn, "agents.ablation_judgments", frame("agents.ablation_judgments", out), {"month": month})
+            write_model(conn, "results.table3", {"month": month})
         table, preview, pngs = section(conn, "table3", month, "position")
     samples = {name: sorted(r["aggregate_id"] for r in out if r["configuration"] == name) for name in names}
     differing = [name for name in names if samples[name] != samples[names[0]]]

@@ -9,7 +9,7 @@ from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import fetch_dicts
+from crmagent_dagster.sql import fetch_dicts, transaction
 
 DIAGNOSES = dg.AssetKey(["agents", "segment_diagnoses"])
 PROBLEMS = dg.AssetKey(["agents", "problem_analyses"])
@@ -34,8 +34,9 @@ def content_agent(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, llm: 
     with duckdb.get_connection() as conn:
         ctx = workflow.Context(month, segment, conn, llm, context.log.info)
         diagnosis, problems = workflow.diagnose_segment(ctx, workflow.load_labelled(conn, month, segment))
-        write_rows(conn, "agents.segment_diagnoses", [diagnosis], month, segment)
-        write_rows(conn, "agents.problem_analyses", problems, month, segment)
+        with transaction(conn):  # LLM answers are cached as they come; the partition's tables commit together
+            write_rows(conn, "agents.segment_diagnoses", [diagnosis], month, segment)
+            write_rows(conn, "agents.problem_analyses", problems, month, segment)
     usage = llm_metadata(ctx.llm_runs)
     yield dg.MaterializeResult(asset_key=DIAGNOSES, metadata={
         "backend": diagnosis["backend"], "model": diagnosis["model"], "status": diagnosis["status"],

@@ -14,7 +14,7 @@ from crmagent_dagster.agents.tables import frame
 from crmagent_dagster.partitions import BY_MONTH, DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.plots import markdown_image, scatter
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import fetch_dicts, write_frame, write_model
+from crmagent_dagster.sql import fetch_dicts, transaction, write_frame, write_model
 
 FEATURES = dg.AssetKey(["core", "engagement_features"])
 PREDICTIONS = dg.AssetKey(["agents", "predicted_engagement"])
@@ -58,7 +58,7 @@ def _stack(vectors: dict[str, np.ndarray], texts: list[str]) -> np.ndarray:
 )
 def engagement_judge(context: dg.AssetExecutionContext, config: PredictorConfig, duckdb: CRMWarehouse):
     month = context.partition_key
-    with duckdb.get_connection() as conn:
+    with duckdb.get_connection() as conn, transaction(conn):  # every table of the partition, or none
         n_features = write_model(conn, "core.engagement_features", {"month": month})
         groups = fetch_dicts(conn, "SELECT * FROM core.engagement_features WHERE month = $month ORDER BY aggregate_id",
                              {"month": month})

@@ -9,7 +9,7 @@ from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import fetch_dicts
+from crmagent_dagster.sql import fetch_dicts, transaction
 
 SCORES = dg.AssetKey(["agents", "rewrite_scores"])
 PREFERENCES = dg.AssetKey(["agents", "preference_judgments"])
@@ -42,8 +42,9 @@ def evaluate_agent(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, llm:
         rows = {r["aggregate_id"]: r for r in workflow.load_labelled(conn, month, segment)}
         rewrites = fetch_dicts(conn, "SELECT * FROM agents.template_rewrites WHERE month = $month AND segment = $segment", p)
         scores, prefs = workflow.evaluate(ctx, rewrites, rows)
-        write_rows(conn, "agents.rewrite_scores", scores, month, segment)
-        write_rows(conn, "agents.preference_judgments", prefs, month, segment)
+        with transaction(conn):  # LLM answers are cached as they come; the partition's tables commit together
+            write_rows(conn, "agents.rewrite_scores", scores, month, segment)
+            write_rows(conn, "agents.preference_judgments", prefs, month, segment)
     ok = [s for s in scores if s["status"] == "ok"]
     judged = [x for x in prefs if x["status"] == "ok"]
     wins = sum(x["verdict"] == "rewrite" for x in judged)

@@ -1,20 +1,14 @@
 """Stage 1, raw: a month of delivery logs and their context, exactly as delivered (all text)."""
 
 import dagster as dg
-import polars as pl
 
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
-from crmagent_dagster.pipeline import load_raw_table, with_lineage
 from crmagent_dagster.raw_schema import RAW_TABLES
 from crmagent_dagster.resources import CRMWarehouse, LogSource
-from crmagent_dagster.sql import preview_markdown, write_frame
+from crmagent_dagster.sql import preview_markdown
 
 TRUTH_KEY = dg.AssetKey(["raw", "synthetic_template_truth"])
-# Zero rows with the truth table's columns: a landing month clears any old synthetic truth.
-EMPTY_TRUTH = pl.DataFrame(schema={
-    "template_id": pl.Utf8, "defect": pl.Utf8, "incentive_stated": pl.Boolean, "has_cta": pl.Boolean,
-    "has_urgency": pl.Boolean, "has_emoji": pl.Boolean, "_source": pl.Utf8, "_row_id": pl.Int64,
-})
+MANIFEST_KEY = dg.AssetKey(["raw", "landing_manifest"])
 
 
 def _column_schema(table: str) -> dg.TableSchema:
@@ -22,7 +16,9 @@ def _column_schema(table: str) -> dg.TableSchema:
         columns=[dg.TableColumn("month", "VARCHAR", "partition, YYYY-MM")]
         + [dg.TableColumn(c, "VARCHAR", f"{desc} (typed {t} in staging)") for c, t, desc in RAW_TABLES[table]]
         + [dg.TableColumn("_source", "VARCHAR", "file or generator the row came from"),
-           dg.TableColumn("_row_id", "BIGINT", "0-based row position in _source")]
+           dg.TableColumn("_row_id", "BIGINT", "0-based row position in _source"),
+           dg.TableColumn("_issue", "VARCHAR", "why the loader could not read the row cleanly (bytes that are not "
+                                               "UTF-8); staging quarantines such rows")]
     )
 
 
@@ -42,7 +38,14 @@ RAW_SPECS = [
         group_name="raw",
         kinds={"duckdb"},
         metadata={"dagster/table_name": "raw.synthetic_template_truth"},
-    )
+    ),
+    dg.AssetSpec(
+        MANIFEST_KEY,
+        description="Every file read for the month (or the generator), with the table it fed and its row count.",
+        group_name="raw",
+        kinds={"duckdb"},
+        metadata={"dagster/table_name": "raw.landing_manifest"},
+    ),
 ]
 
 
@@ -51,37 +54,40 @@ RAW_SPECS = [
     partitions_def=monthly_partitions,
     pool=DUCKDB_POOL,
     check_specs=[
-        dg.AssetCheckSpec("has_deliveries", asset=["raw", "delivery_logs"],
+        dg.AssetCheckSpec("has_deliveries", asset=["raw", "delivery_logs"], blocking=True,
                           description="The month has at least one delivery log."),
     ],
 )
 def raw_month(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, log_source: LogSource):
-    """Load one month from the landing folder, or generate it when there is none."""
+    """Load one month from its landing folder, all tables in one transaction; generate it only when asked."""
     month = context.partition_key
-    raw = log_source.read_month(month)
-    context.log.info(f"raw {month} from {raw.source}")
+    p = {"month": month}
     with duckdb.get_connection() as conn:
-        for table, frame in raw.tables.items():
-            rows = load_raw_table(conn, table, month, frame)
-            checks = []
-            if table == "delivery_logs":
-                checks.append(dg.AssetCheckResult(asset_key=["raw", table], check_name="has_deliveries", passed=rows > 0,
-                                                  metadata={"rows": rows}))
-            yield dg.MaterializeResult(
-                asset_key=["raw", table],
-                metadata={
-                    "dagster/row_count": rows,
-                    "source": raw.source,
-                    "preview": dg.MetadataValue.md(
-                        preview_markdown(conn, f"SELECT * EXCLUDE (month) FROM raw.{table} WHERE month = $month LIMIT 5",
-                                         {"month": month})
-                    ),
-                },
-                check_results=checks,
-            )
-        truth = raw.template_truth
-        truth_rows = write_frame(conn, "raw.synthetic_template_truth",
-                                 with_lineage(truth, raw.source) if truth is not None else EMPTY_TRUTH,
-                                 {"month": month})
-        yield dg.MaterializeResult(asset_key=TRUTH_KEY, metadata={"dagster/row_count": truth_rows, "source": raw.source})
-
+        loaded = log_source.load_month(conn, month)
+        kind = "SYNTHETIC (generated, not your data)" if loaded.synthetic else "landing files"
+        context.log.info(f"raw {month}: {kind} from {loaded.source}")
+        manifest = preview_markdown(conn, "SELECT source_table, file, format, rows, encoding, rows_with_issues "
+                                          "FROM raw.landing_manifest WHERE month = $month ORDER BY source_table, file", p)
+        counts = {t: conn.execute(f"SELECT count(*) FROM raw.{t} WHERE month = $month", p).fetchone()[0]
+                  for t in RAW_TABLES}
+        previews = {t: preview_markdown(conn, f"SELECT * EXCLUDE (month) FROM raw.{t} WHERE month = $month LIMIT 5", p)
+                    for t in RAW_TABLES}
+        truth_rows = conn.execute("SELECT count(*) FROM raw.synthetic_template_truth WHERE month = $month",
+                                  p).fetchone()[0]
+    common = {"source": loaded.source, "synthetic": loaded.synthetic}
+    for table in RAW_TABLES:
+        files = [m for m in loaded.manifest if m.table == table]
+        checks = []
+        if table == "delivery_logs":
+            checks.append(dg.AssetCheckResult(asset_key=["raw", table], check_name="has_deliveries",
+                                              passed=counts[table] > 0, metadata={"rows": counts[table]}))
+        yield dg.MaterializeResult(
+            asset_key=["raw", table],
+            metadata={"dagster/row_count": counts[table], **common, "files": len(files),
+                      "rows_with_issues": sum(m.rows_with_issues for m in files),
+                      "preview": dg.MetadataValue.md(previews[table])},
+            check_results=checks,
+        )
+    yield dg.MaterializeResult(asset_key=TRUTH_KEY, metadata={"dagster/row_count": truth_rows, **common})
+    yield dg.MaterializeResult(asset_key=MANIFEST_KEY, metadata={
+        "dagster/row_count": len(loaded.manifest), **common, "manifest": dg.MetadataValue.md(manifest)})

@@ -6,7 +6,7 @@ from crmagent_dagster.partitions import BY_MONTH, DUCKDB_POOL, monthly_partition
 from crmagent_dagster.resources import CRMWarehouse
 from crmagent_dagster.plots import markdown_image
 from crmagent_dagster.report import report_dir, section, write_report
-from crmagent_dagster.sql import create_view, table_exists, write_model
+from crmagent_dagster.sql import create_view, table_exists, transaction, write_model
 
 TABLES = {  # in build order: table1 shows judge validity beside each segment
     "judge_validity": "Judge validity: Spearman rho (95% CI) of judge scores vs observed engagement of originals.",
@@ -52,7 +52,7 @@ MONTHLY_UPSTREAM = [dg.AssetKey(["agents", "predicted_engagement"]), dg.AssetKey
 def paper_tables(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
     month = context.partition_key
     sections, metadata = [], {}
-    with duckdb.get_connection() as conn:
+    with duckdb.get_connection() as conn, transaction(conn):  # every table of the partition, or none
         for name in TABLES:
             rows = write_model(conn, f"results.{name}", {"month": month})
             _, preview, pngs = section(conn, name, month, ORDER[name])

@@ -1,11 +1,12 @@
 """Stage 2, staging: typed, validated tables; every rejected row lands in staging.quarantine with its rule."""
 
 import dagster as dg
+from pydantic import Field
 
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.pipeline import STAGED_TABLES, stage_table
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import preview_markdown
+from crmagent_dagster.sql import preview_markdown, transaction
 
 QUARANTINE_KEY = dg.AssetKey(["staging", "quarantine"])
 # Key that must be unique after staging (engagement events have none: repeats are legitimate).
@@ -18,8 +19,17 @@ UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
     "delivery_logs": ("log_id",),
     "engagement_events": ("log_id", "event_type", "event_at"),
 }
-# Above this share of a table's rows in quarantine, the check warns: the source has changed.
+# Above this share of a table's rows in quarantine the check warns (the source has changed); above the error
+# share it fails the run: "all rows quarantined" is never a success.
 MAX_QUARANTINE_SHARE = 0.02
+ERROR_QUARANTINE_SHARE = 0.20
+
+
+class StagingConfig(dg.Config):
+    warn_quarantine_share: float = Field(default=MAX_QUARANTINE_SHARE,
+                                         description="Share of a table's raw rows in quarantine above which it warns.")
+    error_quarantine_share: float = Field(default=ERROR_QUARANTINE_SHARE,
+                                          description="Share above which the run fails (ERROR, blocking).")
 
 STAGING_SPECS = [
     dg.AssetSpec(["staging", t], deps=[dg.AssetKey(["raw", t])], group_name="staging", kinds={"duckdb"},
@@ -40,8 +50,9 @@ STAGING_CHECKS = [
                           description=f"Every row of raw.{t} is either staged or quarantined: nothing lost."),
         dg.AssetCheckSpec("unique_key", asset=["staging", t],
                           description=f"{', '.join(UNIQUE_KEYS[t])} is unique in the month."),
-        dg.AssetCheckSpec("quarantine_share", asset=["staging", t],
-                          description=f"At most {MAX_QUARANTINE_SHARE:.0%} of raw.{t} is quarantined."),
+        dg.AssetCheckSpec("quarantine_share", asset=["staging", t], blocking=True,
+                          description=f"At most {MAX_QUARANTINE_SHARE:.0%} of raw.{t} is quarantined (warns); above "
+                                      f"{ERROR_QUARANTINE_SHARE:.0%} (configurable) the run fails."),
     )
 ]
 
@@ -51,12 +62,14 @@ def _scalar(conn, sql: str, params: dict) -> int:
 
 
 @dg.multi_asset(specs=STAGING_SPECS, check_specs=STAGING_CHECKS, partitions_def=monthly_partitions, pool=DUCKDB_POOL)
-def staged_month(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
-    """Type and validate the month's raw tables, quarantining bad rows with a reason."""
+def staged_month(context: dg.AssetExecutionContext, config: StagingConfig, duckdb: CRMWarehouse):
+    """Type and validate the month's raw tables, quarantining bad rows with a reason; all tables in one
+    transaction, so a failure leaves the previous month staged."""
     month = context.partition_key
     p = {"month": month}
     quarantined: dict[str, int] = {}
-    with duckdb.get_connection() as conn:
+    results = []
+    with duckdb.get_connection() as conn, transaction(conn):
         for table in STAGED_TABLES:
             kept, bad = stage_table(conn, table, month)
             quarantined[table] = bad
@@ -65,7 +78,8 @@ def staged_month(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
             dup_keys = _scalar(conn, f"SELECT count(*) FROM (SELECT {keys} FROM staging.{table} WHERE month = $month "
                                      f"GROUP BY {keys} HAVING count(*) > 1)", p)
             share = bad / raw_rows if raw_rows else 0.0
-            yield dg.MaterializeResult(
+            too_many = share > config.error_quarantine_share
+            results.append(dg.MaterializeResult(
                 asset_key=["staging", table],
                 metadata={"dagster/row_count": kept, "quarantined_rows": bad, "raw_rows": raw_rows,
                           "quarantine_share": share},
@@ -74,16 +88,22 @@ def staged_month(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
                                         metadata={"raw": raw_rows, "staged": kept, "quarantined": bad}),
                     dg.AssetCheckResult(asset_key=["staging", table], check_name="unique_key", passed=dup_keys == 0,
                                         metadata={"duplicated_keys": dup_keys}),
-                    dg.AssetCheckResult(asset_key=["staging", table], check_name="quarantine_share", passed=share <= MAX_QUARANTINE_SHARE,
-                                        severity=dg.AssetCheckSeverity.WARN, metadata={"share": share}),
+                    dg.AssetCheckResult(
+                        asset_key=["staging", table], check_name="quarantine_share",
+                        passed=share <= config.warn_quarantine_share,
+                        severity=dg.AssetCheckSeverity.ERROR if too_many else dg.AssetCheckSeverity.WARN,
+                        description=f"{bad:,} of {raw_rows:,} raw.{table} rows quarantined ({share:.1%})"
+                                    + (f", above the error share {config.error_quarantine_share:.0%}" if too_many else ""),
+                        metadata={"share": share, "quarantined": bad, "raw": raw_rows}),
                 ],
-            )
+            ))
         by_rule = preview_markdown(
             conn,
             "SELECT source_table, rule, count(*) AS rows, any_value(detail) AS example FROM staging.quarantine "
             "WHERE month = $month GROUP BY ALL ORDER BY source_table, rows DESC",
             p,
         )
+    yield from results
     yield dg.MaterializeResult(
         asset_key=QUARANTINE_KEY,
         metadata={"dagster/row_count": sum(quarantined.values()), "by_table": quarantined,

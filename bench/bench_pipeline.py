@@ -130,7 +130,8 @@ def main() -> None:
     t_dag = None
     if args.dagster:
         res = {"duckdb": CRMWarehouse(database=str(work / "dagster.duckdb")),
-               "log_source": LogSource(landing_dir=str(work / "none"), synthetic_logs=args.logs, seed=args.seed)}
+               "log_source": LogSource(landing_dir=str(work / "none"), synthetic_logs=args.logs, seed=args.seed,
+                                       synthetic_when_no_landing=True)}
         monthly = [raw.raw_month, staging.staged_month, engagement.log_engagement, engagement.engagement_aggregates]
 
         def through_dagster():

@@ -66,7 +66,7 @@ def build_month(logs: int) -> tuple[str, str]:
 
     tmp = tempfile.mkdtemp(prefix="crmagent-quality-")
     db = str(Path(tmp) / "wh.duckdb")
-    defs = build_definitions(database=db, synthetic_logs=logs)
+    defs = build_definitions(database=db, synthetic_logs=logs, synthetic=True)
     month = "2025-04"
     instance = dg.DagsterInstance.ephemeral()
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}

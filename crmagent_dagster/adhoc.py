@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crmagent_dagster.agents import template_agent, workflow
 from crmagent_dagster.agents.guardrails import CHANNELS
@@ -60,6 +60,20 @@ class TemplateLine(BaseModel):
         except UnknownCurrency as e:
             raise ValueError(str(e)) from None
 
+    @model_validator(mode="after")
+    def _voucher_value(self) -> "TemplateLine":
+        """A voucher's value must be possible for its type: the rewrite would state it."""
+        v, kind = self.discount_value, self.voucher_type
+        if kind == "percentage_off" and (v is None or not 0 < v <= 100):
+            raise ValueError(f"discount_value must be in (0, 100] for percentage_off, got {v}")
+        if kind == "fixed_amount_off" and (v is None or v <= 0):
+            raise ValueError(f"discount_value must be > 0 for fixed_amount_off, got {v}")
+        if kind == "fixed_amount_off" and not self.currency:
+            raise ValueError("currency is required for fixed_amount_off (e.g. RM, ₱, Rp or an ISO code)")
+        if kind is None and any(x is not None for x in (v, self.min_spend, self.max_discount, self.voucher_code)):
+            raise ValueError("voucher fields given without voucher_type")
+        return self
+
     @field_validator("language")
     @classmethod
     def _language(cls, value: str | None) -> str | None:
@@ -87,12 +101,25 @@ def metadata_text(row: dict[str, Any]) -> str | None:
     return " | ".join(p for p in (f"category: {path}" if path else None, f"voucher: {voucher}" if voucher else None) if p)
 
 
+def json_line(record: dict[str, Any]) -> str:
+    """One JSON Lines record, readable as UTF-8 but with the separators other tools split on escaped."""
+    text = json.dumps(record, ensure_ascii=False, default=str)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\u0085", "\\u0085") + "\n"
+
+
 def read_lines(src: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[int, dict[str, Any]]]:
-    """Valid lines as rows per segment, and an error record per bad line."""
+    """Valid lines as rows per segment, and an error record per bad line. JSON Lines are split on "\\n" only:
+    U+2028, U+2029, NEL and form feeds inside a line are data."""
     by_segment: dict[str, list[dict[str, Any]]] = {}
     errors: dict[int, dict[str, Any]] = {}
-    for n, text in enumerate(src.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not text.strip():
+    for n, raw in enumerate(src.read_bytes().split(b"\n"), 1):
+        raw = raw.removesuffix(b"\r")
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            errors[n] = {"line": n, "status": "error", "error": f"line {n}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})"}
             continue
         try:
             line = TemplateLine.model_validate(json.loads(text))
@@ -100,7 +127,7 @@ def read_lines(src: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[int, di
             errors[n] = {"line": n, "status": "error", "error": f"line {n}: not JSON ({e.msg})"}
             continue
         except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'line'}: {err['msg']}" for err in e.errors())
             errors[n] = {"line": n, "status": "error", "error": f"line {n}: {problems}"}
             continue
         by_segment.setdefault(line.segment, []).append(_row(n, line))
@@ -151,7 +178,7 @@ def rewrite_file(src: Path, dst: Path, llm: LLMResource, db: str | None = None, 
     with dst.open("w", encoding="utf-8") as out:
         for n in sorted(records):
             counts[records[n]["status"]] = counts.get(records[n]["status"], 0) + 1
-            out.write(json.dumps(records[n], ensure_ascii=False, default=str) + "\n")
+            out.write(json_line(records[n]))
     return counts
 
 

@@ -76,49 +76,74 @@ def reclaim_dead_runs(instance) -> list[str]:
     return reclaimed
 
 
+def run_job(defs, job: str, partition_key, *, instance, tags: dict[str, str]) -> list[str]:
+    """Run one job in-process; return what failed, loudly: each failed step's error and each failed
+    ERROR-severity check with its name and description (an empty list means everything held)."""
+    import dagster as dg
+
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the UI has every log line
+    result = defs.resolve_job_def(job).execute_in_process(partition_key=partition_key, instance=instance,
+                                                          run_config=quiet, tags=tags, raise_on_error=False)
+    graph = defs.resolve_asset_graph()
+    problems = []
+    for e in result.get_asset_check_evaluations():
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR:
+            spec = graph.get_check_spec(e.asset_check_key)
+            why = f" ({e.description})" if e.description else ""
+            problems.append(f"check {e.asset_key.to_user_string()}:{e.check_name} failed: {spec.description}{why}")
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE" and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            cause = error.cause if error and error.cause and "DagsterExecutionStepExecutionError" in error.cls_name else error
+            if cause is not None and "DagsterAssetCheckFailedError" not in (cause.cls_name or ""):
+                problems.append(f"step {event.step_key} failed: {cause.cls_name}: {cause.message.strip()}")
+    if not result.success and not problems:
+        problems.append(f"{job} failed for {partition_key}")
+    return problems
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
+    import socket
+
     import dagster as dg
 
     from crmagent_dagster.definitions import build_definitions
     from crmagent_dagster.segments import SEGMENT_KEYS
 
     home = ensure_dagster_home()
-    defs = build_definitions(database=args.db, synthetic_logs=args.logs)
-    import socket
-
+    synthetic = bool(args.synthetic or args.logs)
+    defs = build_definitions(database=args.db, synthetic_logs=args.logs, synthetic=synthetic or None)
     instance = dg.DagsterInstance.get()
     for run_id in reclaim_dead_runs(instance):
         print(f"reclaimed run {run_id}: its process is gone, so it is marked failed and its slots are freed")
     tags = {"crmagent/launcher": "cli", "crmagent/pid": str(os.getpid()), "crmagent/host": socket.gethostname()}
-    # The runs (with every log line) are in the UI; the terminal only needs warnings and our progress.
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     started = time.perf_counter()
     print(f"refreshing {args.month}: raw -> staging -> engagement ...", flush=True)
-    result = defs.resolve_job_def("monthly_logs_job").execute_in_process(
-        partition_key=args.month, instance=instance, run_config=quiet, tags=tags)
-    if not result.success:
-        print(f"monthly_logs_job failed for {args.month}; see the run in the UI (DAGSTER_HOME={home})", file=sys.stderr)
+    problems = run_job(defs, "monthly_logs_job", args.month, instance=instance, tags=tags)
+    if problems:
+        _report_failure(f"the month {args.month} did not load", problems, home)
         return 1
     segments = args.segment or list(SEGMENT_KEYS)
-    failed = []
     for segment in segments:
         print(f"  segment {segment} ...", flush=True)
         key = dg.MultiPartitionKey({"month": args.month, "segment": segment})
-        run = defs.resolve_job_def("segment_job").execute_in_process(partition_key=key, instance=instance,
-                                                                     run_config=quiet, tags=tags)
-        if not run.success:
-            failed.append(segment)
-    if not failed and not args.segment:  # the paper's tables need every segment of the month
+        problems += run_job(defs, "segment_job", key, instance=instance, tags=tags)
+    if not problems and not args.segment:  # the paper's tables need every segment of the month
         print("  results: Tables 1-3, judge validity, engagement predictor, figures ...", flush=True)
-        if not defs.resolve_job_def("monthly_results_job").execute_in_process(
-                partition_key=args.month, instance=instance, run_config=quiet, tags=tags).success:
-            failed.append("results")
+        problems += run_job(defs, "monthly_results_job", args.month, instance=instance, tags=tags)
     print(f"\nrefreshed {args.month} in {time.perf_counter() - started:.1f}s")
     print_summary(args.db, args.month)
-    if failed:
-        print(f"segment runs failed: {', '.join(failed)}", file=sys.stderr)
+    if problems:
+        _report_failure(f"the refresh of {args.month} did not fully succeed", problems, home)
         return 1
     return 0
+
+
+def _report_failure(headline: str, problems: list[str], home: Path) -> None:
+    print(f"\nFAILED: {headline}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    print(f"The previous version of what failed is kept. Runs and logs: DAGSTER_HOME={home} (make dev)", file=sys.stderr)
 
 
 def print_summary(db: str | None, month: str) -> None:
@@ -144,15 +169,47 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     if args.month and not args.db:
         print("--month needs --db: retrieval reads that month's index from its DuckDB file", file=sys.stderr)
         return 2
+    # Outside a Dagster run, EnvVar fields (the API key) resolve through the resource's own processing.
+    llm = llm_resource_from_env().process_config_and_initialize()
     try:
-        counts = rewrite_file(Path(args.src), Path(args.dst), llm_resource_from_env(), db=args.db, month=args.month,
-                              as_of=args.as_of)
+        counts = rewrite_file(Path(args.src), Path(args.dst), llm, db=args.db, month=args.month, as_of=args.as_of)
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
     print(f"{counts.get('ok', 0)} line(s) rewritten, {counts.get('rejected', 0)} rejected (the original stands; "
           f"see 'error'), {counts.get('failed', 0)} failed, {counts.get('error', 0)} bad line(s) -> {args.dst}")
+    reasons = _reasons(Path(args.dst))
+    for reason, n in reasons.most_common():
+        print(f"  {n:>5}  {reason}")
+    waiting = sum(n for reason, n in reasons.items() if "awaiting batch results" in reason)
+    if counts.get("error") or counts.get("failed", 0) > waiting:
+        return 1
+    if waiting:  # files mode: nothing broke, the answers are not in yet
+        print(f"{waiting} line(s) wait for batch results: crmagent batch export, send the file, crmagent batch import, "
+              "then run this again")
+        return 3
     return 0
+
+
+def _reasons(out: Path):
+    """Why lines were not rewritten, counted: bad lines by field, failed items by error, rejections by check."""
+    import json
+    import re
+    from collections import Counter
+
+    reasons: Counter = Counter()
+    for line in out.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        error = record.get("error") or ""
+        if record["status"] == "error":
+            field = re.match(r"line \d+: ([^:;]+)", error)
+            reasons[f"bad line: {field.group(1) if field else error}"] += 1
+        elif record["status"] == "failed":
+            reasons[f"failed: {re.split(r'[:(]', error.removeprefix('the audit of the original failed: '))[0].strip()}"] += 1
+        elif record["status"] == "rejected":
+            checks = [f.split(":")[0] for f in (record.get("guardrails") or {}).get("failed", [])]
+            reasons[f"rejected: {', '.join(checks) if checks else error.split(':')[0]}"] += 1
+    return reasons
 
 
 def cmd_batch_export(args: argparse.Namespace) -> int:
@@ -235,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ref = sub.add_parser("refresh", help="materialize a month (all stages, every segment) through Dagster")
     ref.add_argument("--month", type=_month, required=True)
-    ref.add_argument("--logs", type=_positive, default=None, help="logs to generate when the month has no landing data")
+    ref.add_argument("--synthetic", action="store_true",
+                     help="generate the month if it has no landing folder (demo mode); a landing folder is always used")
+    ref.add_argument("--logs", type=_positive, default=None, help="logs to generate (implies --synthetic)")
     ref.add_argument("--segment", action="append", help="only these segments (repeatable); default all 11")
     ref.add_argument("--db", help="DuckDB file (default $CRMAGENT_DUCKDB_PATH)")
     ref.set_defaults(func=cmd_refresh)

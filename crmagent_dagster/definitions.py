@@ -33,8 +33,15 @@ from crmagent_dagster.schedules import (
 )
 
 
-def build_definitions(database: str | None = None, landing: str | None = None, synthetic_logs: int | None = None) -> dg.Definitions:
-    """Definitions with explicit resource settings (tests and the CLI use this; Dagster loads `defs`)."""
+def synthetic_asked() -> bool:
+    """Demo mode: months without a landing folder may be generated (CRMAGENT_SYNTHETIC=1)."""
+    return os.environ.get("CRMAGENT_SYNTHETIC", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_definitions(database: str | None = None, landing: str | None = None, synthetic_logs: int | None = None,
+                      synthetic: bool | None = None) -> dg.Definitions:
+    """Definitions with explicit resource settings (tests and the CLI use this; Dagster loads `defs`).
+    `synthetic`: generate months that have no landing folder (default: CRMAGENT_SYNTHETIC)."""
     logs = synthetic_logs if synthetic_logs is not None else int(os.environ.get("CRMAGENT_SYNTHETIC_LOGS", "1000000"))
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
@@ -50,7 +57,10 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
             "duckdb": CRMWarehouse(database=database or duckdb_path()),
             "llm": llm_resource_from_env(),
             "log_source": LogSource(landing_dir=landing or landing_dir(), synthetic_logs=logs,
-                                    seed=int(os.environ.get("CRMAGENT_SEED", "7"))),
+                                    seed=int(os.environ.get("CRMAGENT_SEED", "7")),
+                                    synthetic_when_no_landing=synthetic_asked() if synthetic is None else synthetic,
+                                    timezone=os.environ.get("CRMAGENT_TIMEZONE") or "UTC",
+                                    csv_encoding=os.environ.get("CRMAGENT_CSV_ENCODING") or None),
         },
     )
 

@@ -64,6 +64,9 @@ def with_lineage(frame: pl.DataFrame, source: str) -> pl.DataFrame:
 
 def load_raw_table(conn: duckdb.DuckDBPyConnection, table: str, month: str, frame: pl.DataFrame) -> int:
     """Replace `raw.<table>` for the month. `frame` must already carry `_source` and `_row_id`."""
+    from crmagent_dagster.landing import ensure_raw_tables
+
+    ensure_raw_tables(conn)
     text_cols = [c for c, _, _ in RAW_TABLES[table]]
     frame = frame.select([pl.col(c).cast(pl.Utf8) for c in text_cols] + ["_source", "_row_id"])
     return write_frame(conn, f"raw.{table}", frame, {"month": month})

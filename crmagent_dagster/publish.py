@@ -21,7 +21,7 @@ import duckdb
 # Everything a dashboard needs, nothing per-delivery or per-vector: schemas core/agents/results, the marts
 # (views, published as tables) and the quarantine.
 SKIP = {"core.log_engagement", "agents.metadata_embeddings", "agents.text_embeddings"}
-EXTRA = ("staging.quarantine",)
+EXTRA = ("staging.quarantine", "raw.landing_manifest")  # what failed, and which files (or generator) fed a month
 
 
 def snapshot_path(database: str) -> Path:
@@ -62,8 +62,9 @@ def publish(conn: duckdb.DuckDBPyConnection, target: Path) -> dict[str, int]:
             counts[table] = conn.execute(f"SELECT count(*) FROM __snapshot.{schema}.{name}").fetchone()[0]
         conn.execute("CREATE TABLE __snapshot.main._published (table_name VARCHAR, row_count BIGINT, "
                      "published_at TIMESTAMP DEFAULT current_timestamp)")
-        conn.executemany("INSERT INTO __snapshot.main._published (table_name, row_count) VALUES (?, ?)",
-                         list(counts.items()))
+        if counts:  # a run that failed before any dashboard table existed publishes an empty snapshot
+            conn.executemany("INSERT INTO __snapshot.main._published (table_name, row_count) VALUES (?, ?)",
+                             list(counts.items()))
         conn.execute("CHECKPOINT __snapshot")
     finally:
         conn.execute("DETACH __snapshot")

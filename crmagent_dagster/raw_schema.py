@@ -2,8 +2,9 @@
 
 Raw tables keep every value as text, exactly as delivered: typing and validation happen in
 staging, where a bad value quarantines its row instead of failing a whole file. Each raw
-row also carries `month` (partition), `_source` (file or generator) and `_row_id`
-(0-based position in that source) so a quarantined row can be found again.
+row also carries `month` (partition), `_source` (file or generator), `_row_id`
+(0-based position in that source) so a quarantined row can be found again, and `_issue`
+(the loader's reason it could not read the row cleanly, e.g. bytes that are not UTF-8).
 """
 
 from __future__ import annotations

@@ -13,8 +13,16 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from crmagent_dagster.landing import has_landing_month, read_landing_month
-from crmagent_dagster.pipeline import with_lineage
+from crmagent_dagster.landing import (
+    LandingMissing,
+    ManifestRow,
+    ensure_raw_tables,
+    has_landing_folder,
+    prepare_landing_month,
+    record_manifest,
+)
+from crmagent_dagster.pipeline import load_raw_table, with_lineage
+from crmagent_dagster.sql import transaction, write_frame
 from crmagent_dagster.synthetic.month import generate_month
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -80,30 +88,59 @@ class CRMWarehouse(DuckDBResource):
 
 
 @dataclass
-class RawMonth:
+class RawLoad:
     source: str  # "landing:<folder>" or "synthetic:seed=..,logs=.."
-    tables: dict[str, pl.DataFrame]  # with _source and _row_id
-    template_truth: pl.DataFrame | None  # only for generated months
+    synthetic: bool
+    manifest: list[ManifestRow]
+
+
+# Zero rows with the truth table's columns: a landing month clears any old synthetic truth.
+EMPTY_TRUTH = pl.DataFrame(schema={
+    "template_id": pl.Utf8, "defect": pl.Utf8, "incentive_stated": pl.Boolean, "has_cta": pl.Boolean,
+    "has_urgency": pl.Boolean, "has_emoji": pl.Boolean, "_source": pl.Utf8, "_row_id": pl.Int64,
+})
 
 
 class LogSource(dg.ConfigurableResource):
-    """Where a month's raw logs come from: the landing folder if it has the month, else the generator."""
+    """Where a month's raw logs come from: its landing folder, or the generator only when asked for."""
 
     landing_dir: str = Field(description="Folder with one sub-folder per month (YYYY-MM) of raw files.")
-    synthetic_logs: int = Field(default=1_000_000, description="Deliveries to generate when a month has no landing data.")
-    seed: int = Field(default=7, description="Generator seed; the same seed gives the same month.")
     synthetic_when_no_landing: bool = Field(
-        default=True, description="Generate a month that has no landing folder instead of failing."
-    )
+        default=False, description="Generate a month that has no landing folder (demo mode: `crmagent refresh "
+                                   "--synthetic`, CRMAGENT_SYNTHETIC=1). A month with a landing folder is always read "
+                                   "from it.")
+    synthetic_logs: int = Field(default=1_000_000, description="Deliveries to generate for a synthetic month.")
+    seed: int = Field(default=7, description="Generator seed; the same seed gives the same month.")
+    timezone: str = Field(default="UTC", description="The platform's time zone: timestamps with a zone in landing "
+                                                     "files are converted to it; those without are taken as in it.")
+    csv_encoding: str | None = Field(default=None, description="Encoding of landing CSVs without a <file>.encoding "
+                                                               "sidecar (default UTF-8; e.g. cp1252).")
 
-    def read_month(self, month: str) -> RawMonth:
-        if has_landing_month(self.landing_dir, month):
-            return RawMonth(f"landing:{Path(self.landing_dir) / month}", read_landing_month(self.landing_dir, month), None)
+    def load_month(self, conn, month: str) -> RawLoad:
+        """Replace the month's raw tables (and the manifest of what was read) in one transaction."""
+        if has_landing_folder(self.landing_dir, month):
+            prepared = prepare_landing_month(conn, self.landing_dir, month, timezone=self.timezone,
+                                             csv_encoding=self.csv_encoding)
+            try:
+                with transaction(conn):  # every raw table, the manifest and the (emptied) truth, or nothing
+                    prepared.commit(conn)
+                    write_frame(conn, "raw.synthetic_template_truth", EMPTY_TRUTH, {"month": month})
+            finally:
+                prepared.drop(conn)
+            return RawLoad(prepared.source, False, prepared.manifest)
         if not self.synthetic_when_no_landing:
-            raise FileNotFoundError(
-                f"no landing data for {month} in {self.landing_dir} and synthetic_when_no_landing is off"
-            )
+            raise LandingMissing(
+                f"no landing folder {Path(self.landing_dir) / month} for {month}: put the month's files there, or ask "
+                "for a synthetic month (crmagent refresh --synthetic, or CRMAGENT_SYNTHETIC=1)")
         source = f"synthetic:seed={self.seed},logs={self.synthetic_logs}"
         generated = generate_month(month, self.synthetic_logs, self.seed)
-        tables = {t: with_lineage(f, source) for t, f in generated.tables.items()}
-        return RawMonth(source, tables, generated.template_truth)
+        ensure_raw_tables(conn)
+        manifest = []
+        with transaction(conn):
+            for table, frame in generated.tables.items():
+                rows = load_raw_table(conn, table, month, with_lineage(frame, source))
+                manifest.append(ManifestRow(table, source, "synthetic", rows, "utf-8", 0))
+            write_frame(conn, "raw.synthetic_template_truth", with_lineage(generated.template_truth, source),
+                        {"month": month})
+            record_manifest(conn, month, source, manifest)
+        return RawLoad(source, True, manifest)

@@ -58,15 +58,32 @@ def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(macro.read_text())
 
 
+_OPEN: dict[int, int] = {}  # id(connection) -> depth of open transaction() blocks
+
+
 @contextmanager
 def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction; nested blocks join the outer one, so a stage that writes several tables (a month's raw
+    load, its staging) commits all of them or none."""
+    key = id(conn)
+    if _OPEN.get(key):
+        _OPEN[key] += 1
+        try:
+            yield
+        finally:
+            _OPEN[key] -= 1
+        return
     conn.execute("BEGIN TRANSACTION")
+    _OPEN[key] = 1
     try:
         yield
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    else:
+        conn.execute("COMMIT")
+    finally:
+        _OPEN.pop(key, None)
 
 
 def _where(partition: Mapping[str, str]) -> str:

@@ -89,8 +89,21 @@ def agent_summary(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
     return lines
 
 
+def source_line(conn: duckdb.DuckDBPyConnection, month: str) -> str:
+    """Where the month's raw rows came from, said plainly: a synthetic month is never mistaken for real data."""
+    if not table_exists(conn, "raw.landing_manifest"):
+        return "Source: unknown (loaded before the manifest existed)"
+    found = conn.execute("SELECT any_value(source), count(*), sum(rows) FROM raw.landing_manifest WHERE month = $m",
+                         {"m": month}).fetchone()
+    if not found or not found[1]:
+        return "Source: unknown (no manifest for this month)"
+    if found[0].startswith("synthetic:"):
+        return f"Source: SYNTHETIC month, generated ({found[0].split(':', 1)[1]}), not your data"
+    return f"Source: {found[0].split(':', 1)[1]} ({found[1]} file(s), {found[2]:,} rows; raw.landing_manifest lists them)"
+
+
 def month_summary(conn: duckdb.DuckDBPyConnection, month: str) -> str:
-    lines = [f"== {month} ==", "", "Rows per stage:", _table(stage_counts(conn, month))]
+    lines = [f"== {month} ==", source_line(conn, month), "", "Rows per stage:", _table(stage_counts(conn, month))]
     for t in ("core.log_engagement", "core.engagement_aggregates", "core.quartile_labels"):
         lines.append(f"  {t}: {_count(conn, t, month)}")
     if table_exists(conn, "staging.quarantine"):

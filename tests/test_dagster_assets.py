@@ -22,7 +22,8 @@ SEGMENT = [segments.quartile_labels]
 def resources(tmp_path):
     return {
         "duckdb": CRMWarehouse(database=str(tmp_path / "wh.duckdb")),
-        "log_source": LogSource(landing_dir=str(tmp_path / "landing"), synthetic_logs=20_000, seed=5),
+        "log_source": LogSource(landing_dir=str(tmp_path / "landing"), synthetic_logs=20_000, seed=5,
+                                synthetic_when_no_landing=True),
     }
 
 
@@ -95,18 +96,28 @@ def test_rematerializing_replaces_exactly_one_partition(resources, tmp_path):
 
 
 def test_failing_check_is_reported_not_hidden(resources, tmp_path):
-    """A month whose landing folder has no deliveries materializes, but its has_deliveries check fails."""
+    """A month whose logs are mostly unreadable stages what it can, but its quarantine_share check fails at ERROR
+    and stops the run (a blocking check), so nothing downstream is built on it."""
+    import polars as pl
+
     from crmagent_dagster.landing import write_landing_month
     from crmagent_dagster.synthetic.month import generate_month
 
     month = generate_month("2025-03", 2_000, seed=1)
     tables = dict(month.tables)
-    tables["delivery_logs"] = tables["delivery_logs"].head(0)
-    tables["engagement_events"] = tables["engagement_events"].head(0)
+    tables["delivery_logs"] = tables["delivery_logs"].with_columns(  # 30% of sent_at values are not times
+        pl.when(pl.int_range(pl.len()) % 10 < 3).then(pl.lit("soon")).otherwise(pl.col("sent_at")).alias("sent_at"))
     write_landing_month(tables, resources["log_source"].landing_dir, "2025-03")
-    result = dg.materialize([raw.raw_month], partition_key="2025-03", resources=resources)
-    assert result.success
-    assert checks_of(result)[("raw/delivery_logs", "has_deliveries")] is False
+    result = dg.materialize(MONTHLY, partition_key="2025-03", resources=resources, raise_on_error=False)
+    assert not result.success
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    # the logs, and the events of the logs that were quarantined with them
+    assert [(e.asset_key.to_user_string(), e.check_name, e.severity) for e in failed] == [
+        ("staging/delivery_logs", "quarantine_share", dg.AssetCheckSeverity.ERROR),
+        ("staging/engagement_events", "quarantine_share", dg.AssetCheckSeverity.ERROR)]
+    assert "above the error share 20%" in failed[0].description
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "staging/delivery_logs" in materialized and "core/log_engagement" not in materialized
 
 
 def test_schedule_targets_the_previous_month():
@@ -119,7 +130,7 @@ def test_schedule_targets_the_previous_month():
 def test_a_successful_month_fans_out_to_every_segment(resources):
     instance = dg.DagsterInstance.ephemeral()
     d = build_definitions(database=resources["duckdb"].database, landing=resources["log_source"].landing_dir,
-                          synthetic_logs=5_000)
+                          synthetic_logs=5_000, synthetic=True)
     result = d.resolve_job_def("monthly_logs_job").execute_in_process(partition_key="2025-04", instance=instance)
     assert result.success
     context = dg.build_run_status_sensor_context(

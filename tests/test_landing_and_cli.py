@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from assets import raw, staging
-from crmagent_dagster.landing import LandingError, read_landing_month, write_landing_month
+from crmagent_dagster.landing import LandingError, load_landing_month, write_landing_month
 from crmagent_dagster.resources import CRMWarehouse, LogSource
 
 BIN = Path(sys.executable).parent
@@ -22,6 +22,11 @@ BIN = Path(sys.executable).parent
 def _resources(tmp_path, landing):
     return {"duckdb": CRMWarehouse(database=str(tmp_path / "wh.duckdb")),
             "log_source": LogSource(landing_dir=str(landing), synthetic_when_no_landing=False)}
+
+
+def load(tmp_path, landing, month="2025-04"):
+    with duckdb.connect(str(tmp_path / "load.duckdb")) as conn:
+        return load_landing_month(conn, landing, month)
 
 
 def _count(db: str, sql: str) -> int:
@@ -40,6 +45,7 @@ def test_generate_command_writes_a_landing_month_that_the_raw_asset_loads(tmp_pa
     md = result.asset_materializations_for_node("raw_month")
     sources = {m.metadata["source"].value for m in md}
     assert sources == {f"landing:{landing / '2025-06'}"}
+    assert {m.metadata["synthetic"].value for m in md} == {False}
     files = pl.read_parquet(landing / "2025-06" / "delivery_logs.parquet").height
     assert _count(res["duckdb"].database, "SELECT count(*) FROM raw.delivery_logs") == files
     # Landing rows name their file, so a quarantined row can be found again.
@@ -72,7 +78,7 @@ def test_missing_column_names_the_file_and_the_column(tmp_path, small_month):
     path = tmp_path / "2025-04" / "vouchers.parquet"
     small_month.tables["vouchers"].drop("currency").write_parquet(path)
     with pytest.raises(LandingError, match=r"vouchers\.parquet: missing column\(s\) currency required by raw\.vouchers"):
-        read_landing_month(tmp_path, "2025-04")
+        load(tmp_path, tmp_path)
 
 
 def test_truncated_parquet_names_the_file(tmp_path, small_month):
@@ -80,18 +86,19 @@ def test_truncated_parquet_names_the_file(tmp_path, small_month):
     path = tmp_path / "2025-04" / "engagement_events.parquet"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(LandingError, match=r"engagement_events\.parquet: cannot be read"):
-        read_landing_month(tmp_path, "2025-04")
+        load(tmp_path, tmp_path)
 
 
 def test_missing_table_file_names_the_table(tmp_path, small_month):
     write_landing_month(small_month.tables, tmp_path, "2025-04")
     (tmp_path / "2025-04" / "products.parquet").unlink()
     with pytest.raises(LandingError, match="no file for raw table.s. products"):
-        read_landing_month(tmp_path, "2025-04")
+        load(tmp_path, tmp_path)
 
 
 def test_refresh_command_runs_the_month_and_prints_the_summary(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "CRMAGENT_LANDING_DIR": str(tmp_path / "landing")}
+    env.pop("CRMAGENT_SYNTHETIC", None)
     db = tmp_path / "wh.duckdb"
     done = subprocess.run(
         [BIN / "crmagent", "refresh", "--month", "2025-04", "--logs", "15000", "--segment", "abandoned_cart_buyers",
@@ -100,6 +107,7 @@ def test_refresh_command_runs_the_month_and_prints_the_summary(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Strong / weak per segment" in done.stdout and f"DuckDB file: {db}" in done.stdout
+    assert "Source: SYNTHETIC month, generated (seed=7,logs=15000), not your data" in done.stdout
     assert (tmp_path / "home" / "dagster.yaml").exists()
     segs = _count(str(db), "SELECT count(DISTINCT segment) FROM core.quartile_labels")
     assert segs == 2

@@ -123,7 +123,7 @@ def test_files_mode_one_requests_file_per_run_through_the_cli(tmp_path):
         return results
 
     rewrite = ("rewrite", "--in", str(src), "--out", str(out), "--db", str(db), "--as-of", "2025-06-01")
-    assert cli(*rewrite).returncode == 0
+    assert cli(*rewrite).returncode == 3  # nothing failed: the answers are not in yet
     records = [json.loads(x) for x in out.read_text().splitlines()]
     assert all(r["status"] == "failed" and "awaiting batch results" in r["error"] for r in records)
 
@@ -136,7 +136,7 @@ def test_files_mode_one_requests_file_per_run_through_the_cli(tmp_path):
     done = cli("batch", "import", "--in", str(answer(first, {"error_type": "weak_call_to_action", "feedback": "f"})))
     assert done.returncode == 0 and "2 answer(s) cached" in done.stdout, done.stdout + done.stderr
 
-    assert cli(*rewrite).returncode == 0  # the audits are answered now: the rewrites are what is pending
+    assert cli(*rewrite).returncode == 3  # the audits are answered now: the rewrites are what is pending
     second = tmp_path / "requests-2.jsonl"
     assert cli("batch", "export", "--out", str(second)).returncode == 0
     ids = [json.loads(x)["custom_id"] for x in second.read_text().splitlines()]

@@ -63,7 +63,8 @@ def webserver(tmp_path):
     (home / "dagster.yaml").write_text("run_coordinator:\n  module: dagster._core.run_coordinator\n"
                                        "  class: DefaultRunCoordinator\ntelemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(home), "CRMAGENT_DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
-           "CRMAGENT_LANDING_DIR": str(tmp_path / "landing"), "CRMAGENT_SYNTHETIC_LOGS": "20000", "HF_HUB_OFFLINE": "1"}
+           "CRMAGENT_LANDING_DIR": str(tmp_path / "landing"), "CRMAGENT_SYNTHETIC_LOGS": "20000", "HF_HUB_OFFLINE": "1",
+           "CRMAGENT_SYNTHETIC": "1"}  # demo mode: months without a landing folder are generated
     proc, port = start_webserver(env)
     yield port, tmp_path
     proc.terminate()

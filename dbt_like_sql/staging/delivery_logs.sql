@@ -1,10 +1,11 @@
 -- staging.delivery_logs: one typed row per delivered message of the month.
 -- A row goes to quarantine (with _rule/_detail) when it breaks the first of:
---   null_key, unknown_segment, malformed_timestamp, outside_partition_month, duplicate_log_id.
+--   invalid_encoding (the loader's _issue), null_key, unknown_segment, malformed_timestamp,
+--   outside_partition_month, duplicate_log_id.
 -- Of several rows sharing a log_id, the first valid one (lowest _row_id) is kept.
 WITH src AS (
     SELECT
-        month, _source, _row_id,
+        month, _source, _row_id, _issue,
         NULLIF(TRIM(log_id), '') AS log_id,
         sent_at AS sent_at_text,
         TRY_STRPTIME(TRIM(sent_at), '%Y-%m-%d %H:%M:%S') AS sent_at,
@@ -21,6 +22,7 @@ WITH src AS (
 pre AS (
     SELECT *,
         CASE
+            WHEN _issue IS NOT NULL THEN 'invalid_encoding'
             WHEN log_id IS NULL OR shop_id IS NULL OR plan_id IS NULL OR template_id IS NULL
                  OR user_id IS NULL OR segment IS NULL THEN 'null_key'
             WHEN NOT list_contains($segments, segment) THEN 'unknown_segment'
@@ -42,6 +44,7 @@ SELECT
         WHEN _copy > 1 THEN 'duplicate_log_id'
     END AS _rule,
     CASE
+        WHEN _pre_rule = 'invalid_encoding' THEN _issue
         WHEN _pre_rule = 'null_key' THEN 'empty: ' || concat_ws(', ',
             CASE WHEN log_id IS NULL THEN 'log_id' END, CASE WHEN shop_id IS NULL THEN 'shop_id' END,
             CASE WHEN plan_id IS NULL THEN 'plan_id' END, CASE WHEN template_id IS NULL THEN 'template_id' END,

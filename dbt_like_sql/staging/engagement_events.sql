@@ -1,11 +1,11 @@
 -- staging.engagement_events: typed engagement events of the month's deliveries.
--- Rules, first broken wins: null_key, unknown_event_type, malformed_timestamp,
--- unknown_log_id (no such delivery in staging.delivery_logs for the month),
+-- Rules, first broken wins: invalid_encoding (the loader's _issue), null_key, unknown_event_type,
+-- malformed_timestamp, unknown_log_id (no such delivery in staging.delivery_logs for the month),
 -- event_before_send, duplicate_event (same log_id, event_type and event_at as an earlier row).
 -- Repeats of one event type at *different* times stay here; they count once in core.log_engagement.
 WITH src AS (
     SELECT
-        month, _source, _row_id,
+        month, _source, _row_id, _issue,
         NULLIF(TRIM(log_id), '') AS log_id,
         NULLIF(TRIM(event_type), '') AS event_type,
         event_at AS event_at_text,
@@ -19,6 +19,7 @@ logs AS (
 pre AS (
     SELECT s.*, l.sent_at,
         CASE
+            WHEN s._issue IS NOT NULL THEN 'invalid_encoding'
             WHEN s.log_id IS NULL OR s.event_type IS NULL THEN 'null_key'
             WHEN NOT list_contains($event_types, s.event_type) THEN 'unknown_event_type'
             WHEN s.event_at IS NULL THEN 'malformed_timestamp'
@@ -40,6 +41,7 @@ SELECT
         WHEN _copy > 1 THEN 'duplicate_event'
     END AS _rule,
     CASE
+        WHEN _pre_rule = 'invalid_encoding' THEN _issue
         WHEN _pre_rule = 'null_key' THEN 'empty: ' || concat_ws(', ',
             CASE WHEN log_id IS NULL THEN 'log_id' END, CASE WHEN event_type IS NULL THEN 'event_type' END)
         WHEN _pre_rule = 'unknown_event_type' THEN 'event_type=' || event_type

@@ -1,7 +1,7 @@
 -- staging.plans: campaign plans with their audience segment.
--- Rules: null_key, unknown_segment, duplicate_key (first row wins).
+-- Rules: invalid_encoding (the loader's _issue), null_key, unknown_segment, duplicate_key (first row wins).
 WITH src AS (
-    SELECT month, _source, _row_id,
+    SELECT month, _source, _row_id, _issue,
         NULLIF(TRIM(plan_id), '') AS plan_id,
         NULLIF(TRIM(shop_id), '') AS shop_id,
         NULLIF(TRIM(segment), '') AS segment,
@@ -15,6 +15,7 @@ WITH src AS (
 pre AS (
     SELECT *,
         CASE
+            WHEN _issue IS NOT NULL THEN 'invalid_encoding'
             WHEN plan_id IS NULL OR shop_id IS NULL OR segment IS NULL OR template_id IS NULL THEN 'null_key'
             WHEN NOT list_contains($segments, segment) THEN 'unknown_segment'
         END AS _pre_rule
@@ -26,6 +27,7 @@ ranked AS (
 SELECT month, plan_id, shop_id, segment, template_id, product_id, voucher_id, channel, _source, _row_id,
     CASE WHEN _pre_rule IS NOT NULL THEN _pre_rule WHEN _copy > 1 THEN 'duplicate_key' END AS _rule,
     CASE
+        WHEN _pre_rule = 'invalid_encoding' THEN _issue
         WHEN _pre_rule = 'null_key' THEN 'empty: ' || concat_ws(', ',
             CASE WHEN plan_id IS NULL THEN 'plan_id' END, CASE WHEN shop_id IS NULL THEN 'shop_id' END,
             CASE WHEN segment IS NULL THEN 'segment' END, CASE WHEN template_id IS NULL THEN 'template_id' END)

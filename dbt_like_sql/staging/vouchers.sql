@@ -1,12 +1,12 @@
 -- staging.vouchers: voucher facts, the only source of truth for any offer a message may state.
--- Rules, first broken wins: null_key, unknown_voucher_type, invalid_number (a numeric field is not a
--- number), impossible_value (percentage outside (0, 100], non-positive amount, negative min_spend,
+-- Rules, first broken wins: invalid_encoding (the loader's _issue), null_key, unknown_voucher_type,
+-- invalid_number (a numeric field is not a number), impossible_value (percentage outside (0, 100], non-positive amount, negative min_spend,
 -- non-positive cap), invalid_currency (neither a known alias nor a three-letter code), malformed_timestamp
 -- (expires_at), duplicate_key (first row wins). A currency typed as merchants do ('RM', '₱', 'Rp') becomes its
 -- ISO code through $currency_aliases/$currency_codes (crmagent_dagster/currency.py, the agents' own table).
 -- A well-formed but unfamiliar code (e.g. 'XYZ') is kept and stated as-is.
 WITH src AS (
-    SELECT month, _source, _row_id,
+    SELECT month, _source, _row_id, _issue,
         NULLIF(TRIM(voucher_id), '') AS voucher_id,
         NULLIF(TRIM(shop_id), '') AS shop_id,
         LOWER(NULLIF(TRIM(voucher_type), '')) AS voucher_type,
@@ -27,6 +27,7 @@ WITH src AS (
 pre AS (
     SELECT *,
         CASE
+            WHEN _issue IS NOT NULL THEN 'invalid_encoding'
             WHEN voucher_id IS NULL OR shop_id IS NULL OR voucher_type IS NULL THEN 'null_key'
             WHEN NOT list_contains($voucher_types, voucher_type) THEN 'unknown_voucher_type'
             WHEN (discount_value_text IS NOT NULL AND discount_value IS NULL)
@@ -49,6 +50,7 @@ SELECT month, voucher_id, shop_id, voucher_type, coalesce(discount_value, 0) AS 
     max_discount, currency, voucher_code, expires_at, _source, _row_id,
     CASE WHEN _pre_rule IS NOT NULL THEN _pre_rule WHEN _copy > 1 THEN 'duplicate_key' END AS _rule,
     CASE
+        WHEN _pre_rule = 'invalid_encoding' THEN _issue
         WHEN _pre_rule = 'null_key' THEN 'empty: ' || concat_ws(', ',
             CASE WHEN voucher_id IS NULL THEN 'voucher_id' END, CASE WHEN shop_id IS NULL THEN 'shop_id' END,
             CASE WHEN voucher_type IS NULL THEN 'voucher_type' END)

@@ -12,7 +12,7 @@ import pytest
 
 from assets import retrieval
 from crmagent_dagster.agents.io import index_path
-from crmagent_dagster.landing import LandingError, read_landing_month, write_landing_month
+from crmagent_dagster.landing import LandingError, load_landing_month, write_landing_month
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.resources import CRMWarehouse, LogSource
 from crmagent_dagster.synthetic.month import generate_month
@@ -43,19 +43,21 @@ def month():
     return generate_month("2025-04", 30_000, seed=9)
 
 
-def test_month_with_no_logs(tmp_path, month, reliability):
+def test_month_with_no_logs_fails_and_keeps_the_previous_version(tmp_path, month, reliability):
+    write_landing_month(month.tables, tmp_path / "landing", "2025-04")
+    res = resources(tmp_path, tmp_path / "landing")
+    assert run_month(res, "2025-04")[0].success
     tables = dict(month.tables)
-    tables["delivery_logs"] = tables["delivery_logs"].head(0)
+    tables["delivery_logs"] = tables["delivery_logs"].head(0)  # a re-export whose logs did not arrive
     tables["engagement_events"] = tables["engagement_events"].head(0)
     write_landing_month(tables, tmp_path / "landing", "2025-04")
-    monthly, seg = run_month(resources(tmp_path, tmp_path / "landing"), "2025-04", "new_buyers")
-    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in monthly.get_asset_check_evaluations()}
-    assert monthly.success and checks[("raw/delivery_logs", "has_deliveries")] is False  # said clearly, not a crash
-    assert seg.success
-    assert count(tmp_path / "wh.duckdb", "SELECT count(*) FROM agents.template_rewrites") == 0
-    staged = count(tmp_path / "wh.duckdb", "SELECT count(*) FROM staging.templates")
-    reliability.record("bad_input", rows_lost=month.tables["templates"].height - staged
-                       - count(tmp_path / "wh.duckdb", "SELECT count(*) FROM staging.quarantine WHERE source_table = 'raw.templates'"))
+    failed = dg.materialize(MONTHLY, partition_key="2025-04", resources=res, raise_on_error=False)
+    assert not failed.success
+    error = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error
+    assert "delivery_logs have 0 rows" in (error.cause or error).message  # said clearly, naming the table
+    kept = count(tmp_path / "wh.duckdb", "SELECT count(*) FROM raw.delivery_logs")
+    assert kept == month.tables["delivery_logs"].height  # the previous version stands
+    reliability.record("bad_input", rows_lost=month.tables["delivery_logs"].height - kept)
 
 
 def test_empty_segment_runs_clean(tmp_path, month, reliability):
@@ -104,7 +106,8 @@ def test_odd_template_texts_and_currencies(tmp_path, month, reliability):
                             "WHERE voucher_id IN ($a, $b)", {"a": vids[2], "b": vids[3]}).fetchone()[0]
     assert aliases == ["MYR", "PHP"]  # the agents' own normalization, in SQL
     assert rules["empty_text"] == f"template_id={ids[0]} has no title and no body"
-    assert rules["invalid_encoding"] == "template_id=t_latin1 has bytes that are not UTF-8"
+    assert rules["invalid_encoding"].startswith("invalid_encoding: title holds bytes that are not UTF-8 ('Café deal' "
+                                                "if read as Latin-1) in ") and "templates.csv, data row" in rules["invalid_encoding"]
     assert rules["invalid_currency"] == "currency=RINGGIT!!"
     assert ids[1] in staged and long_body == 10_000 and ids[2] in staged and xyz == ("XYZ",)
     lost = (templates.height + 1) - len(staged) - sum(1 for r in rules if r in ("empty_text", "invalid_encoding"))
@@ -135,12 +138,15 @@ def test_landing_file_problems(tmp_path, month, damage, message, reliability):
         p.write_bytes(p.read_bytes()[:200])
     else:  # numbers and times as native Parquet types instead of text: cast, not rejected
         month.tables["products"].with_columns(pl.col("price").cast(pl.Float64, strict=False)).write_parquet(folder / "products.parquet")
+    conn = duckdb.connect(str(tmp_path / "wh.duckdb"))
     if message:
         with pytest.raises(LandingError, match=message):
-            read_landing_month(tmp_path, "2025-04")
+            load_landing_month(conn, tmp_path, "2025-04")
     else:
-        tables = read_landing_month(tmp_path, "2025-04")
-        assert tables["products"].height == month.tables["products"].height
+        manifest = load_landing_month(conn, tmp_path, "2025-04")
+        assert sum(m.rows for m in manifest if m.table == "products") == month.tables["products"].height
+        assert conn.execute("SELECT count(*) FROM raw.products WHERE price IS NULL").fetchone()[0] == \
+            month.tables["products"]["price"].cast(pl.Float64, strict=False).null_count()
     reliability.record("bad_input")
 
 
