@@ -1,0 +1,1 @@
+"""Experiments: deployments of approved rewrites, their assignment rule, and realized uplift."""
