@@ -8,6 +8,7 @@ export HF_HUB_OFFLINE := 1
 export CRMAGENT_DUCKDB_PATH ?= $(CURDIR)/data/crmagent.duckdb
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DEMO_MONTH ?= 2025-04
+DEMO_NEXT ?= 2025-05
 DEMO_LOGS ?= 1000000
 
 .PHONY: demo test dev bench install lock clean chromium
@@ -22,8 +23,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The loop over two months: month 1's rewrites auto-approved by the policy and deployed; month 2 generated with
+# those experiments sent by their assignment rule; month 2's refresh measures them first (its report opens with it).
 demo: install
-	$(BIN)/crmagent refresh --month $(DEMO_MONTH) --synthetic --logs $(DEMO_LOGS)
+	$(BIN)/crmagent refresh --month $(DEMO_MONTH) --synthetic --logs $(DEMO_LOGS) --auto-approve
+	$(BIN)/crmagent generate --month $(DEMO_NEXT) --logs $(DEMO_LOGS) --deploy-from $(DEMO_MONTH)
+	$(BIN)/crmagent refresh --month $(DEMO_NEXT) --auto-approve
 
 test: install chromium
 	$(BIN)/python -m pytest
@@ -32,10 +37,12 @@ test: install chromium
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The Dagster UI (`dg dev`, which supersedes `dagster dev`) on :3000 and the review page on :3001; Ctrl-C stops both.
 dev: export CRMAGENT_SYNTHETIC ?= 1
 dev: install
 	$(BIN)/python -c "from crmagent_dagster.cli import ensure_dagster_home; ensure_dagster_home()"
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	$(BIN)/crmagent review --host 127.0.0.1 --port 3001 & review=$$!; trap "kill $$review" EXIT; \
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 bench: install
 	$(BIN)/python bench/bench_pipeline.py --logs 3000000

@@ -8,7 +8,7 @@ from crmagent_dagster.agents.io import index_path, write_rows
 from crmagent_dagster.agents.retrieval import DIMENSION, read_index
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import preview_markdown
+from crmagent_dagster.sql import preview_markdown, table_exists
 
 INDEX = dg.AssetKey(["agents", "strong_template_index"])
 MATCHES = dg.AssetKey(["agents", "exemplar_matches"])
@@ -18,6 +18,10 @@ LABELLED = dg.AssetKey(["core", "labelled_templates"])
 class RetrievalConfig(dg.Config):
     top_k: int = Field(default=3, description="Exemplars per weak template.")
     min_similarity: float = Field(default=0.6, description="Cosine similarity below which a match is dropped.")
+    prefer_realized_uplift: bool = Field(
+        default=False, description="Rank first the retrieved templates that were exemplars of rewrites whose "
+                                   "experiments realized uplift (agents.realized_uplift of this month, measured by "
+                                   "experiments_job before this job). Each match records the ranking used.")
 
 
 @dg.asset(key=INDEX, deps=[LABELLED], partitions_def=month_segment_partitions, group_name="retrieval",
@@ -57,8 +61,9 @@ def exemplar_matches(context: dg.AssetExecutionContext, config: RetrievalConfig,
     with duckdb.get_connection() as conn:
         ctx = workflow.Context(month, segment, conn, log=context.log.info)
         rows = workflow.load_labelled(conn, month, segment)
+        proven = proven_exemplars(conn, month, segment) if config.prefer_realized_uplift else None
         matches = workflow.match_exemplars(ctx, rows, index_path(duckdb.database, month, segment), config.top_k,
-                                           config.min_similarity)
+                                           config.min_similarity, proven)
         n = write_rows(conn, "agents.exemplar_matches", matches, month, segment)
         same_shop = conn.execute("SELECT count(*) FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
                                  "AND route = 'retrieved' AND exemplar_shop_id = shop_id", p).fetchone()[0]
@@ -75,6 +80,8 @@ def exemplar_matches(context: dg.AssetExecutionContext, config: RetrievalConfig,
     return dg.MaterializeResult(
         metadata={"dagster/row_count": n, "weak_templates": weak, "with_own_exemplars": routes.get("own", 0),
                   "with_retrieved_exemplars": routes.get("retrieved", 0),
+                  "ranking": "realized_uplift_first" if proven is not None else "similarity",
+                  "proven_exemplars": len(proven or ()),
                   "without_exemplars": weak - routes.get("own", 0) - routes.get("retrieved", 0),
                   "preview": dg.MetadataValue.md(preview)},
         check_results=[
@@ -84,3 +91,16 @@ def exemplar_matches(context: dg.AssetExecutionContext, config: RetrievalConfig,
                                 metadata={"not_strong_in_segment": foreign}),
         ],
     )
+
+
+def proven_exemplars(conn, month: str, segment: str) -> frozenset[str]:
+    """Templates that were exemplars of last month's rewrites whose experiments realized uplift this month.
+    Not a declared dependency: deployments -> realized uplift -> retrieval would close a cycle in the asset graph."""
+    if not (table_exists(conn, "agents.realized_uplift") and table_exists(conn, "agents.template_rewrites")):
+        return frozenset()
+    return frozenset(t for (t,) in conn.execute("""
+        SELECT DISTINCT unnest(w.exemplar_template_ids) FROM agents.realized_uplift u
+        JOIN agents.template_rewrites w ON w.month = u.deploy_month AND w.segment = u.segment
+             AND w.aggregate_id = u.aggregate_id
+        WHERE u.month = $month AND u.segment = $segment AND u.label = 'uplift' AND u.deployed_as = 'rewrite'""",
+                                                {"month": month, "segment": segment}).fetchall())

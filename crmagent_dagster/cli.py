@@ -27,15 +27,32 @@ def ensure_dagster_home() -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from crmagent_dagster.landing import write_landing_month
-    from crmagent_dagster.resources import landing_dir
+    from crmagent_dagster.landing import SYNTHETIC_MARKER, write_landing_month
+    from crmagent_dagster.partitions import previous_month
+    from crmagent_dagster.resources import connect_waiting, duckdb_path, landing_dir
+    from crmagent_dagster.synthetic.deployed import load_campaigns
     from crmagent_dagster.synthetic.month import generate_month
 
+    campaigns = []
+    if args.deploy_from:
+        if args.deploy_from != previous_month(args.month):
+            print(f"--deploy-from must be the month before {args.month} ({previous_month(args.month)}): experiments "
+                  "are measured on the next month's deliveries", file=sys.stderr)
+            return 2
+        db = args.db or duckdb_path()
+        if not Path(db).exists():
+            print(f"--deploy-from reads agents.deployments from {db}, which does not exist", file=sys.stderr)
+            return 2
+        with connect_waiting(db, read_only=True) as conn:
+            campaigns = load_campaigns(conn, args.deploy_from)
+        print(f"sending {len(campaigns)} experiment(s) deployed in {args.deploy_from} (from {db})")
     started = time.perf_counter()
-    month = generate_month(args.month, args.logs, args.seed)
+    month = generate_month(args.month, args.logs, args.seed, campaigns=campaigns)
     generated = time.perf_counter() - started
     out = write_landing_month(month.tables, args.out or landing_dir(), args.month)
-    month.template_truth.write_parquet(out / "_synthetic_template_truth.parquet")
+    month.template_truth.write_parquet(out / SYNTHETIC_MARKER)
+    if month.experiment_truth is not None:
+        month.experiment_truth.write_parquet(out / "_synthetic_experiment_truth.parquet")
     for table, frame in month.tables.items():
         print(f"  {table:<18} {frame.height:>10,} rows")
     print(f"generated {args.month} ({args.logs:,} logs, seed {args.seed}) in {generated:.1f}s -> {out}")
@@ -76,14 +93,16 @@ def reclaim_dead_runs(instance) -> list[str]:
     return reclaimed
 
 
-def run_job(defs, job: str, partition_key, *, instance, tags: dict[str, str]) -> list[str]:
+def run_job(defs, job: str, partition_key, *, instance, tags: dict[str, str], run_config: dict | None = None
+            ) -> list[str]:
     """Run one job in-process; return what failed, loudly: each failed step's error and each failed
     ERROR-severity check with its name and description (an empty list means everything held)."""
     import dagster as dg
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the UI has every log line
     result = defs.resolve_job_def(job).execute_in_process(partition_key=partition_key, instance=instance,
-                                                          run_config=quiet, tags=tags, raise_on_error=False)
+                                                          run_config={**quiet, **(run_config or {})}, tags=tags,
+                                                          raise_on_error=False)
     graph = defs.resolve_asset_graph()
     problems = []
     for e in result.get_asset_check_evaluations():
@@ -124,10 +143,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         _report_failure(f"the month {args.month} did not load", problems, home)
         return 1
     segments = args.segment or list(SEGMENT_KEYS)
-    for segment in segments:
+    for segment in segments:  # last month's experiments are measured before this month's rewrites
         print(f"  segment {segment} ...", flush=True)
         key = dg.MultiPartitionKey({"month": args.month, "segment": segment})
-        problems += run_job(defs, "segment_job", key, instance=instance, tags=tags)
+        problems += run_job(defs, "experiments_job", key, instance=instance, tags=tags)
+        problems += run_job(defs, "segment_job", key, instance=instance, tags=tags,
+                            run_config=deployment_config(args.auto_approve))
     if not problems and not args.segment:  # the paper's tables need every segment of the month
         print("  results: Tables 1-3, judge validity, engagement predictor, figures ...", flush=True)
         problems += run_job(defs, "monthly_results_job", args.month, instance=instance, tags=tags)
@@ -137,6 +158,46 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         _report_failure(f"the refresh of {args.month} did not fully succeed", problems, home)
         return 1
     return 0
+
+
+def deployment_config(auto_approve: bool) -> dict:
+    return {"ops": {"agents__deployments": {"config": {"auto_approve": auto_approve}}}}
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Re-materialize the month's deployments after a review, without re-running anything upstream."""
+    import socket
+
+    import dagster as dg
+
+    from crmagent_dagster.definitions import build_definitions
+    from crmagent_dagster.segments import SEGMENT_KEYS
+
+    home = ensure_dagster_home()
+    defs = build_definitions(database=args.db)
+    instance = dg.DagsterInstance.get()
+    tags = {"crmagent/launcher": "cli", "crmagent/pid": str(os.getpid()), "crmagent/host": socket.gethostname()}
+    problems = []
+    for segment in args.segment or list(SEGMENT_KEYS):
+        key = dg.MultiPartitionKey({"month": args.month, "segment": segment})
+        problems += run_job(defs, "deployments_job", key, instance=instance, tags=tags,
+                            run_config=deployment_config(args.auto_approve))
+    print_deployments(args.db, args.month)
+    if problems:
+        _report_failure(f"the deployments of {args.month} did not fully succeed", problems, home)
+        return 1
+    return 0
+
+
+def print_deployments(db: str | None, month: str) -> None:
+    from crmagent_dagster.experiments.deploy import sender_file
+    from crmagent_dagster.resources import connect_waiting, duckdb_path
+    from crmagent_dagster.summary import deployment_lines
+
+    path = db or duckdb_path()
+    with connect_waiting(path, read_only=True) as conn:
+        print("\n".join(deployment_lines(conn, month)))
+    print(f"Sender files: {sender_file(path, month, '*')}")
 
 
 def _report_failure(headline: str, problems: list[str], home: Path) -> None:
@@ -158,8 +219,8 @@ def print_summary(db: str | None, month: str) -> None:
     report = report_dir(path) / f"{month}.md"
     if report.exists():
         print(f"Report (tables and charts): {report}")
-    print(f"Open the UI: DAGSTER_HOME={os.environ.get('DAGSTER_HOME', '<unset>')} .venv/bin/dagster dev   "
-          "(or `make dev`), then http://127.0.0.1:3000")
+    print("Open the UI and the review page: `make dev`, then http://127.0.0.1:3000 (Dagster) and "
+          "http://127.0.0.1:3001 (review)")
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
@@ -288,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--logs", type=_positive, default=1_000_000, help="delivery logs to generate")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--out", help="landing folder (default $CRMAGENT_LANDING_DIR or data/landing)")
+    gen.add_argument("--deploy-from", type=_month, help="also send the experiments deployed in this month (the one "
+                                                        "before --month) by their assignment rule")
+    gen.add_argument("--db", help="DuckDB file holding those deployments (default $CRMAGENT_DUCKDB_PATH)")
     gen.set_defaults(func=cmd_generate)
 
     ref = sub.add_parser("refresh", help="materialize a month (all stages, every segment) through Dagster")
@@ -297,7 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--logs", type=_positive, default=None, help="logs to generate (implies --synthetic)")
     ref.add_argument("--segment", action="append", help="only these segments (repeatable); default all 11")
     ref.add_argument("--db", help="DuckDB file (default $CRMAGENT_DUCKDB_PATH)")
+    ref.add_argument("--auto-approve", action="store_true",
+                     help="deploy rewrites nobody reviewed yet when they pass every guardrail and the judge prefers "
+                          "them in both orders (the policy); reviewers' decisions always win")
     ref.set_defaults(func=cmd_refresh)
+
+    dep = sub.add_parser("deploy", help="turn a month's approved rewrites into experiments (after a review)")
+    dep.add_argument("--month", type=_month, required=True)
+    dep.add_argument("--segment", action="append", help="only these segments (repeatable); default all 11")
+    dep.add_argument("--auto-approve", action="store_true", help="also deploy what the policy approves")
+    dep.add_argument("--db", help="DuckDB file (default $CRMAGENT_DUCKDB_PATH)")
+    dep.set_defaults(func=cmd_deploy)
 
     rw = sub.add_parser("rewrite", help="audit, rewrite and judge templates from a JSONL file (outside Dagster)")
     rw.add_argument("--in", dest="src", required=True, help="input JSONL: segment, title, body, optional facts")
@@ -321,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--in", dest="src", required=True, help="results file (the provider's output JSONL)")
     imp.add_argument("--db", help="DuckDB file holding the pending requests (default $CRMAGENT_DUCKDB_PATH)")
     imp.set_defaults(func=cmd_batch_import)
+
+    from crmagent_dagster.review.cli import register as register_review
+
+    register_review(sub)  # crmagent review [export|import]
 
     summ = sub.add_parser("summary", help="print a month's summary from DuckDB")
     summ.add_argument("--month", type=_month, required=True)

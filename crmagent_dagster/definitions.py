@@ -9,10 +9,12 @@ import dagster as dg
 from assets import (
     ablation,
     audits,
+    deployments,
     diagnosis,
     engagement,
     engagement_judge,
     evaluation,
+    experiments,
     raw,
     results,
     retrieval,
@@ -24,10 +26,13 @@ from crmagent_dagster.llm import llm_resource_from_env
 from crmagent_dagster.resources import CRMWarehouse, LogSource, duckdb_path, landing_dir
 from crmagent_dagster.schedules import (
     ablation_job,
+    deployments_job,
+    experiments_job,
     monthly_logs_job,
     monthly_refresh_schedule,
     monthly_results_job,
     results_sensor,
+    segment_after_experiments_sensor,
     segment_fanout_sensor,
     segment_job,
 )
@@ -46,10 +51,10 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
             [raw, staging, engagement, segments, retrieval, diagnosis, rewrites, evaluation, audits, engagement_judge,
-             ablation, results]),
-        jobs=[monthly_logs_job, segment_job, monthly_results_job, ablation_job],
+             ablation, deployments, experiments, results]),
+        jobs=[monthly_logs_job, experiments_job, segment_job, deployments_job, monthly_results_job, ablation_job],
         schedules=[monthly_refresh_schedule],
-        sensors=[segment_fanout_sensor, results_sensor],
+        sensors=[segment_fanout_sensor, segment_after_experiments_sensor, results_sensor],
         # DuckDB has one writer, so parallel steps only queue on its lock while each reloads torch and the models:
         # run a job's steps in one process, as `crmagent refresh` does, and publish the snapshot once per run.
         executor=dg.in_process_executor,

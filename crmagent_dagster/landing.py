@@ -35,6 +35,8 @@ DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".csv.zst")
 NONEMPTY_TABLES = ("shops", "plans", "templates", "delivery_logs")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 END_OF_DAY_COLUMNS = frozenset({"expires_at"})
+# `crmagent generate` writes the generator's ground truth beside the tables; a folder with it is synthetic.
+SYNTHETIC_MARKER = "_synthetic_template_truth.parquet"
 
 
 class LandingError(ValueError):
@@ -316,7 +318,9 @@ def prepare_landing_month(conn: duckdb.DuckDBPyConnection, landing_dir: str | Pa
     table or column, an unreadable file, or a required table with 0 rows."""
     ensure_raw_tables(conn)
     plan = plan_month(conn, landing_dir, month)
-    prepared = PreparedMonth(month, f"landing:{month_folder(landing_dir, month)}", [], {})
+    folder = month_folder(landing_dir, month)
+    generated = (folder / SYNTHETIC_MARKER).exists()  # written by `crmagent generate`: say so in every output
+    prepared = PreparedMonth(month, f"{'synthetic-landing' if generated else 'landing'}:{folder}", [], {})
     try:
         for table, files in plan.items():
             prepared.temps[table] = []

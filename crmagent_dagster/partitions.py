@@ -19,6 +19,12 @@ month_segment_partitions = dg.MultiPartitionsDefinition({"month": monthly_partit
 DUCKDB_POOL = "duckdb_writer"
 
 
+def previous_month(month: str) -> str:
+    """'2025-05' -> '2025-04': the month whose deployments a month's deliveries measure."""
+    year, mon = (int(x) for x in month.split("-"))
+    return f"{year - 1}-12" if mon == 1 else f"{year}-{mon - 1:02d}"
+
+
 def month_and_segment(context: dg.AssetExecutionContext) -> tuple[str, str]:
     key = context.partition_key
     assert isinstance(key, dg.MultiPartitionKey), f"expected a month|segment partition, got {key!r}"
@@ -29,3 +35,9 @@ def month_and_segment(context: dg.AssetExecutionContext) -> tuple[str, str]:
 with warnings.catch_warnings():  # a beta API we rely on knowingly; keep its warning out of every CLI run
     warnings.simplefilter("ignore", dg.BetaWarning)
     BY_MONTH = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="month")
+    # Last month's partition of the same segment: what a month's deliveries measure (deployments -> uplift).
+    PREVIOUS_MONTH = dg.MultiPartitionMapping({
+        "month": dg.DimensionPartitionMapping("month", dg.TimeWindowPartitionMapping(
+            start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)),
+        "segment": dg.DimensionPartitionMapping("segment", dg.IdentityPartitionMapping()),
+    })

@@ -20,7 +20,7 @@ import duckdb
 
 # Everything a dashboard needs, nothing per-delivery or per-vector: schemas core/agents/results, the marts
 # (views, published as tables) and the quarantine.
-SKIP = {"core.log_engagement", "agents.metadata_embeddings", "agents.text_embeddings"}
+SKIP = {"core.log_engagement", "core.experiment_deliveries", "agents.metadata_embeddings", "agents.text_embeddings"}
 EXTRA = ("staging.quarantine", "raw.landing_manifest")  # what failed, and which files (or generator) fed a month
 
 

@@ -80,7 +80,30 @@ def _figure9(month: str, rows: Rows) -> bytes:
                 f"Figure 9 ({month}): plans per product category", "plans")
 
 
-CHARTS: dict[str, list[Callable[[str, Rows], bytes]]] = {
+def _uplift(dimension: str) -> Callable[[str, Rows], bytes | None]:
+    def chart(month: str, rows: Rows) -> bytes | None:
+        rows = [r for r in rows if r["dimension"] == dimension and r["effect"] is not None]
+        if not rows:
+            return None
+        return bars([r["value"] for r in rows], {"realized uplift": _col(rows, "effect")},
+                    f"Realized uplift ({month}, experiments of {rows[0]['deploy_month']}) per {dimension} (95% CI)",
+                    "treatment - control, mean engagement score",
+                    errors={"realized uplift": (_col(rows, "ci_low"), _col(rows, "ci_high"))})
+    return chart
+
+
+def _judge_vs_realized(month: str, rows: Rows) -> bytes | None:
+    rows = [r for r in rows if r["spearman_rho"] is not None]
+    if not rows:
+        return None
+    labels = [f"{r['segment']}: {r['predictor']}" for r in rows]
+    return bars(labels, {"Spearman rho": _col(rows, "spearman_rho")},
+                f"Was the judge right? ({month}): prediction vs realized uplift (95% CI)", "rho",
+                errors={"Spearman rho": (_col(rows, "ci_low"), _col(rows, "ci_high"))})
+
+
+CHARTS: dict[str, list[Callable[[str, Rows], bytes | None]]] = {
+    "realized_uplift_summary": [_uplift("segment"), _uplift("path")], "judge_vs_realized": [_judge_vs_realized],
     "judge_validity": [_validity], "table1": [_table1, _preference], "table2": [_table2], "table3": [_table3],
     "figure16": [_figure16], "figure7": [_figure7], "figure8": [_figure8], "figure9": [_figure9],
 }
@@ -88,7 +111,8 @@ CHARTS: dict[str, list[Callable[[str, Rows], bytes]]] = {
 
 def charts(name: str, month: str, rows: Rows) -> list[bytes]:
     """The PNG charts of one results table (none for an empty table)."""
-    return [chart(month, rows) for chart in CHARTS.get(name, [])] if rows else []
+    pngs = [chart(month, rows) for chart in CHARTS.get(name, [])] if rows else []
+    return [png for png in pngs if png is not None]
 
 
 def section(conn: duckdb.DuckDBPyConnection, table: str, month: str, order: str) -> tuple[Rows, str, list[bytes]]:

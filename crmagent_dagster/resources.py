@@ -21,8 +21,10 @@ from crmagent_dagster.landing import (
     prepare_landing_month,
     record_manifest,
 )
+from crmagent_dagster.partitions import previous_month
 from crmagent_dagster.pipeline import load_raw_table, with_lineage
 from crmagent_dagster.sql import transaction, write_frame
+from crmagent_dagster.synthetic.deployed import TRUTH_SCHEMA, load_campaigns
 from crmagent_dagster.synthetic.month import generate_month
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +103,9 @@ EMPTY_TRUTH = pl.DataFrame(schema={
 })
 
 
+EMPTY_EXPERIMENT_TRUTH = pl.DataFrame(schema=TRUTH_SCHEMA)
+
+
 class LogSource(dg.ConfigurableResource):
     """Where a month's raw logs come from: its landing folder, or the generator only when asked for."""
 
@@ -115,6 +120,9 @@ class LogSource(dg.ConfigurableResource):
                                                      "files are converted to it; those without are taken as in it.")
     csv_encoding: str | None = Field(default=None, description="Encoding of landing CSVs without a <file>.encoding "
                                                                "sidecar (default UTF-8; e.g. cp1252).")
+    simulate_deployments: bool = Field(default=True, description="A generated month also sends the experiments "
+                                                                 "deployed the month before (closing the loop in demo "
+                                                                 "mode); its true uplift is kept beside it.")
 
     def load_month(self, conn, month: str) -> RawLoad:
         """Replace the month's raw tables (and the manifest of what was read) in one transaction."""
@@ -125,15 +133,19 @@ class LogSource(dg.ConfigurableResource):
                 with transaction(conn):  # every raw table, the manifest and the (emptied) truth, or nothing
                     prepared.commit(conn)
                     write_frame(conn, "raw.synthetic_template_truth", EMPTY_TRUTH, {"month": month})
+                    write_frame(conn, "raw.synthetic_experiment_truth", EMPTY_EXPERIMENT_TRUTH, {"month": month})
             finally:
                 prepared.drop(conn)
-            return RawLoad(prepared.source, False, prepared.manifest)
+            return RawLoad(prepared.source, prepared.source.startswith("synthetic"), prepared.manifest)
         if not self.synthetic_when_no_landing:
             raise LandingMissing(
                 f"no landing folder {Path(self.landing_dir) / month} for {month}: put the month's files there, or ask "
                 "for a synthetic month (crmagent refresh --synthetic, or CRMAGENT_SYNTHETIC=1)")
+        campaigns = load_campaigns(conn, previous_month(month)) if self.simulate_deployments else []
         source = f"synthetic:seed={self.seed},logs={self.synthetic_logs}"
-        generated = generate_month(month, self.synthetic_logs, self.seed)
+        if campaigns:
+            source += f",deployed_from={previous_month(month)}:{len(campaigns)} experiments"
+        generated = generate_month(month, self.synthetic_logs, self.seed, campaigns=campaigns)
         ensure_raw_tables(conn)
         manifest = []
         with transaction(conn):
@@ -142,5 +154,7 @@ class LogSource(dg.ConfigurableResource):
                 manifest.append(ManifestRow(table, source, "synthetic", rows, "utf-8", 0))
             write_frame(conn, "raw.synthetic_template_truth", with_lineage(generated.template_truth, source),
                         {"month": month})
+            truth = generated.experiment_truth if generated.experiment_truth is not None else EMPTY_EXPERIMENT_TRUTH
+            write_frame(conn, "raw.synthetic_experiment_truth", truth, {"month": month})
             record_manifest(conn, month, source, manifest)
         return RawLoad(source, True, manifest)

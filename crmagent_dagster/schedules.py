@@ -1,19 +1,20 @@
-"""Jobs, the monthly refresh schedule, and the sensor that fans a refreshed month out to every segment.
+"""Jobs, the monthly refresh schedule, and the sensors that carry a refreshed month through every segment.
 
-Dagster runs one partitions definition per job, so the refresh is two steps: the schedule
-runs the monthly job for the previous month; when that run succeeds, the sensor requests one
-run of the segment job per audience segment for the same month.
+Dagster runs one partitions definition per job, so the refresh is a chain: the schedule runs the monthly job for
+the previous month; when that run succeeds, a sensor requests the experiments job per audience segment (last
+month's deployments measured on this month's deliveries); when one succeeds, its segment's job (labels, retrieval,
+rewrites, evaluation, audits, deployments) runs; when every segment is done, the month's results.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from crmagent_dagster.partitions import monthly_partitions, month_segment_partitions
+from crmagent_dagster.partitions import month_segment_partitions, monthly_partitions
 from crmagent_dagster.segments import SEGMENT_KEYS
 
 MONTHLY_GROUPS = ("raw", "staging", "engagement")
-SEGMENT_GROUPS = ("segments", "retrieval", "diagnosis", "rewrites", "evaluation", "audits")
+SEGMENT_GROUPS = ("segments", "retrieval", "diagnosis", "rewrites", "evaluation", "audits", "deployments")
 
 monthly_logs_job = dg.define_asset_job(
     "monthly_logs_job",
@@ -26,6 +27,20 @@ segment_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(*SEGMENT_GROUPS),
     partitions_def=month_segment_partitions,
     description="Per-segment assets (quartile labels and later stages) for one month x segment.",
+)
+
+experiments_job = dg.define_asset_job(
+    "experiments_job",
+    selection=dg.AssetSelection.groups("experiments"),
+    partitions_def=month_segment_partitions,
+    description="Last month's experiments of one segment measured on this month's deliveries (before its rewrites).",
+)
+
+deployments_job = dg.define_asset_job(
+    "deployments_job",
+    selection=dg.AssetSelection.groups("deployments"),
+    partitions_def=month_segment_partitions,
+    description="Only the deployments of one month x segment: after a review, approved rewrites become experiments.",
 )
 
 monthly_results_job = dg.define_asset_job(
@@ -53,7 +68,7 @@ monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
 
 
 def segment_run_requests(month: str, parent_run_id: str) -> list[dg.RunRequest]:
-    """One segment-job run per audience segment for `month`; run keys make re-evaluation idempotent."""
+    """One run per audience segment for `month`; run keys make re-evaluation idempotent."""
     return [
         dg.RunRequest(
             run_key=f"{parent_run_id}:{segment}",
@@ -67,10 +82,10 @@ def segment_run_requests(month: str, parent_run_id: str) -> list[dg.RunRequest]:
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[monthly_logs_job],
-    request_job=segment_job,
+    request_job=experiments_job,
     name="segment_fanout_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="When a month's logs job succeeds, label (and later rewrite) every segment of that month.",
+    description="When a month's logs job succeeds, measure last month's experiments of every segment of that month.",
 )
 def segment_fanout_sensor(context: dg.RunStatusSensorContext):
     month = context.dagster_run.tags.get("dagster/partition")
@@ -81,18 +96,36 @@ def segment_fanout_sensor(context: dg.RunStatusSensorContext):
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[experiments_job],
+    request_job=segment_job,
+    name="segment_after_experiments_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When a segment's experiments are measured, label, rewrite, judge, audit and deploy that segment.",
+)
+def segment_after_experiments_sensor(context: dg.RunStatusSensorContext):
+    key = context.dagster_run.tags.get("dagster/partition")
+    if not key or "|" not in key:
+        return dg.SkipReason(f"run {context.dagster_run.run_id} has no month|segment partition tag")
+    month, segment = key.split("|")
+    return dg.RunRequest(run_key=f"{context.dagster_run.run_id}:segment",
+                         partition_key=dg.MultiPartitionKey({"month": month, "segment": segment}),
+                         tags={"crmagent/parent_run": context.dagster_run.run_id})
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[segment_job],
     request_job=monthly_results_job,
     name="results_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="When the last segment of a month has been audited, build that month's paper tables.",
+    description="When the last segment of a month has been deployed, build that month's tables and report.",
 )
 def results_sensor(context: dg.RunStatusSensorContext):
     key = context.dagster_run.tags.get("dagster/partition")
     month = key.split("|")[0] if key else None
     if not month:
         return dg.SkipReason("segment run without a partition")
-    done = context.instance.get_materialized_partitions(dg.AssetKey(["agents", "template_audits"]))
+    done = context.instance.get_materialized_partitions(dg.AssetKey(["agents", "deployments"]))
     missing = [s for s in SEGMENT_KEYS if f"{month}|{s}" not in done]
     if missing:
         return dg.SkipReason(f"{month}: waiting for {len(missing)} segment(s)")

@@ -99,11 +99,60 @@ def source_line(conn: duckdb.DuckDBPyConnection, month: str) -> str:
         return "Source: unknown (no manifest for this month)"
     if found[0].startswith("synthetic:"):
         return f"Source: SYNTHETIC month, generated ({found[0].split(':', 1)[1]}), not your data"
+    if found[0].startswith("synthetic-landing:"):
+        return (f"Source: SYNTHETIC month written by `crmagent generate` to {found[0].split(':', 1)[1]} "
+                f"({found[1]} file(s), {found[2]:,} rows), not your data")
     return f"Source: {found[0].split(':', 1)[1]} ({found[1]} file(s), {found[2]:,} rows; raw.landing_manifest lists them)"
 
 
+def uplift_lines(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
+    """Last month's experiments measured on this month: overall and per segment and path, and the judges' rho."""
+    if not table_exists(conn, "results.realized_uplift_summary"):
+        return []
+    summary = conn.sql(
+        """SELECT dimension, value, n_experiments AS experiments, n_treatment + n_control AS deliveries,
+                  round(effect, 3) AS uplift, round(ci_low, 3) AS ci_low, round(ci_high, 3) AS ci_high, label,
+                  experiments_with_uplift AS up, experiments_with_drop AS down, experiments_too_small AS too_small
+           FROM results.realized_uplift_summary WHERE month = $month AND dimension IN ('overall', 'segment', 'path')
+           ORDER BY CASE dimension WHEN 'overall' THEN 0 WHEN 'segment' THEN 1 ELSE 2 END, value""",
+        params={"month": month}).pl()
+    if not summary.height:
+        return ["", f"Realized uplift: no experiment of the month before {month} was measured."]
+    deploy_month = conn.execute("SELECT any_value(deploy_month) FROM results.realized_uplift_summary "
+                                "WHERE month = $month", {"month": month}).fetchone()[0]
+    lines = ["", f"Realized uplift of the rewrites deployed in {deploy_month}, measured on {month}'s deliveries "
+                 "(treatment - control mean engagement score, 95% CI):", _table(summary)]
+    if table_exists(conn, "results.judge_vs_realized"):
+        judged = conn.sql("SELECT predictor, n, round(spearman_rho, 3) AS rho, round(ci_low, 3) AS ci_low, "
+                          "round(ci_high, 3) AS ci_high FROM results.judge_vs_realized WHERE month = $month "
+                          "AND is_overall ORDER BY predictor", params={"month": month}).pl()
+        if judged.height:
+            lines += ["Was the judge right? Spearman rho of each prediction vs realized uplift (all segments):",
+                      _table(judged)]
+    return lines
+
+
+def deployment_lines(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
+    """What this month deploys: experiments by who approved them, and what still waits for a reviewer."""
+    if not table_exists(conn, "agents.deployments"):
+        return []
+    by = conn.sql("SELECT CASE WHEN approved_by LIKE 'policy:%' THEN approved_by ELSE 'reviewer' END AS approved_by, "
+                  "deployed_as, count(*) AS experiments FROM agents.deployments WHERE month = $month GROUP BY ALL "
+                  "ORDER BY ALL", params={"month": month}).pl()
+    waiting = conn.execute(
+        """SELECT count(*) FROM agents.template_rewrites w
+           WHERE w.month = $month AND w.status = 'ok' AND NOT EXISTS (
+               SELECT 1 FROM agents.deployments d WHERE d.month = w.month AND d.segment = w.segment
+                 AND d.aggregate_id = w.aggregate_id)""", {"month": month}).fetchone()[0]
+    return ["", f"Deployed from {month} (experiments for next month's sends):",
+            _table(by) if by.height else "  none",
+            f"  {waiting} accepted rewrite(s) not deployed (awaiting review, or rejected by a reviewer): "
+            "`crmagent review`, then `crmagent deploy --month " + month + "`"]
+
+
 def month_summary(conn: duckdb.DuckDBPyConnection, month: str) -> str:
-    lines = [f"== {month} ==", source_line(conn, month), "", "Rows per stage:", _table(stage_counts(conn, month))]
+    lines = [f"== {month} ==", source_line(conn, month), *uplift_lines(conn, month), "", "Rows per stage:",
+             _table(stage_counts(conn, month))]
     for t in ("core.log_engagement", "core.engagement_aggregates", "core.quartile_labels"):
         lines.append(f"  {t}: {_count(conn, t, month)}")
     if table_exists(conn, "staging.quarantine"):
@@ -115,4 +164,5 @@ def month_summary(conn: duckdb.DuckDBPyConnection, month: str) -> str:
         lines += ["", "Strong / weak per segment:", _table(seg),
                   f"  total: {seg['strong'].sum()} strong, {seg['weak'].sum()} weak of {seg['groups'].sum()} groups"]
     lines += agent_summary(conn, month)
+    lines += deployment_lines(conn, month)
     return "\n".join(lines)

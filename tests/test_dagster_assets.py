@@ -11,7 +11,7 @@ import pytest
 from assets import engagement, raw, segments, staging
 from crmagent_dagster.definitions import build_definitions, defs
 from crmagent_dagster.resources import CRMWarehouse, LogSource
-from crmagent_dagster.schedules import monthly_refresh_schedule, segment_fanout_sensor
+from crmagent_dagster.schedules import monthly_refresh_schedule, segment_after_experiments_sensor, segment_fanout_sensor
 from crmagent_dagster.segments import SEGMENT_KEYS
 
 MONTHLY = [raw.raw_month, staging.staged_month, engagement.log_engagement, engagement.engagement_aggregates]
@@ -141,3 +141,14 @@ def test_a_successful_month_fans_out_to_every_segment(resources):
     keys = sorted(str(r.partition_key) for r in requests)
     assert keys == sorted(f"2025-04|{s}" for s in SEGMENT_KEYS)
     assert len({r.run_key for r in requests}) == len(SEGMENT_KEYS)
+    # First each segment's experiments (last month's, measured on this month), then that segment's own job.
+    assert segment_fanout_sensor.job_name == "experiments_job"
+    key = dg.MultiPartitionKey({"month": "2025-04", "segment": "new_buyers"})
+    measured = d.resolve_job_def("experiments_job").execute_in_process(partition_key=key, instance=instance)
+    assert measured.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name="segment_after_experiments_sensor", dagster_instance=instance, dagster_run=measured.dagster_run,
+        dagster_event=measured.get_run_success_event())
+    request = segment_after_experiments_sensor(context)
+    assert segment_after_experiments_sensor.job_name == "segment_job"
+    assert str(request.partition_key) == "2025-04|new_buyers" and measured.run_id in request.run_key

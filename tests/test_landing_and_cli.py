@@ -44,8 +44,9 @@ def test_generate_command_writes_a_landing_month_that_the_raw_asset_loads(tmp_pa
     assert result.success
     md = result.asset_materializations_for_node("raw_month")
     sources = {m.metadata["source"].value for m in md}
-    assert sources == {f"landing:{landing / '2025-06'}"}
-    assert {m.metadata["synthetic"].value for m in md} == {False}
+    # Files `crmagent generate` wrote are read like any landing month, and still said to be synthetic.
+    assert sources == {f"synthetic-landing:{landing / '2025-06'}"}
+    assert {m.metadata["synthetic"].value for m in md} == {True}
     files = pl.read_parquet(landing / "2025-06" / "delivery_logs.parquet").height
     assert _count(res["duckdb"].database, "SELECT count(*) FROM raw.delivery_logs") == files
     # Landing rows name their file, so a quarantined row can be found again.
@@ -111,9 +112,11 @@ def test_refresh_command_runs_the_month_and_prints_the_summary(tmp_path):
     assert (tmp_path / "home" / "dagster.yaml").exists()
     segs = _count(str(db), "SELECT count(DISTINCT segment) FROM core.quartile_labels")
     assert segs == 2
-    # The runs are recorded in DAGSTER_HOME, so the UI shows them.
+    # The runs are recorded in DAGSTER_HOME, so the UI shows them: the month, then per segment its experiments
+    # (measured before its rewrites) and the segment itself.
     instance = dg.DagsterInstance.from_config(str(tmp_path / "home"))
-    assert len(instance.get_runs()) == 3
+    assert [r.job_name for r in reversed(instance.get_runs())] == [
+        "monthly_logs_job", "experiments_job", "segment_job", "experiments_job", "segment_job"]
 
 
 def test_bad_month_argument_is_rejected_with_a_clear_message():

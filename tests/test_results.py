@@ -104,10 +104,10 @@ def test_results_sensor_waits_for_all_eleven_segments_of_the_month():
     def probe() -> None:
         """Stands in for a segment run: the sensor reads only the finished run's partition tag."""
 
-    audits = dg.AssetKey(["agents", "template_audits"])
+    last = dg.AssetKey(["agents", "deployments"])  # the last asset of a segment run
 
     def audited(month: str, segment: str) -> None:
-        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=audits, partition=f"{month}|{segment}"))
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=last, partition=f"{month}|{segment}"))
 
     with dg.instance_for_test() as instance:
         run = dg.materialize([probe], instance=instance,

@@ -8,6 +8,7 @@ import urllib.request
 
 from dagster_helpers import start_webserver
 
+
 def graphql(port: int, query: str) -> dict:
     req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
                                  headers={"Content-Type": "application/json"})
@@ -29,3 +30,24 @@ def test_webserver_serves_the_asset_graph(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_dg_the_command_make_dev_runs_finds_the_project_definitions(tmp_path):
+    """`make dev` serves the UI with `dg dev`; the project's [tool.dg] settings must lead it to our Definitions."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "CRMAGENT_DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
+           "VIRTUAL_ENV": str(bin_dir.parent), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([bin_dir / "dg", "list", "defs", "--json"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    listed = json.loads(done.stdout)
+    keys = {a["asset_key"] for a in listed["assets"]}
+    assert {"agents/deployments", "agents/realized_uplift", "agents/rewrite_reviews",
+            "results/realized_uplift_summary"} <= keys
+    assert {"experiments_job", "segment_job", "deployments_job"} <= {j["name"] for j in listed["jobs"]}
+    assert not (tmp_path / "wh.duckdb").exists()

@@ -310,8 +310,18 @@ def build_segment_index(ctx: Context, rows: list[dict[str, Any]], path) -> tuple
     return members, {"embedded": new, "reused": reused, "vectors": len(members)}
 
 
-def match_exemplars(ctx: Context, rows: list[dict[str, Any]], path, k: int, threshold: float) -> list[dict[str, Any]]:
-    """Per weak template: its merchant's own strong templates (path 1) or retrieved ones (path 2)."""
+def proven_first(found: list[tuple[Any, float]], proven: frozenset[str], k: int) -> list[tuple[Any, float]]:
+    """The top k of (member, similarity) pairs, those whose template is proven first; by similarity within each."""
+    return sorted(found, key=lambda f: (f[0].template_id not in proven, -f[1]))[:k]
+
+
+def match_exemplars(ctx: Context, rows: list[dict[str, Any]], path, k: int, threshold: float,
+                    proven: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Per weak template: its merchant's own strong templates (path 1) or retrieved ones (path 2).
+
+    `proven`: when given (the setting is on), retrieved templates that served as exemplars of rewrites which
+    realized uplift rank first among those above the threshold; every row records which ranking was used."""
+    ranking = "similarity" if proven is None else "realized_uplift_first"
     from crmagent_dagster.agents import retrieval
 
     strong = [r for r in rows if r["performance_label"] == "strong"]
@@ -324,7 +334,8 @@ def match_exemplars(ctx: Context, rows: list[dict[str, Any]], path, k: int, thre
     index = None
     out = []
     for r in weak:
-        base = {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"], "shop_id": r["shop_id"]}
+        base = {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"], "shop_id": r["shop_id"],
+                "ranking": ranking}
         own = sorted((s for s in strong if s["shop_id"] == r["shop_id"]), key=lambda s: -s["mean_score"])[:k]
         if own:
             out += [{**base, "route": "own", "rank": i + 1, "exemplar_aggregate_id": s["aggregate_id"],
@@ -340,7 +351,8 @@ def match_exemplars(ctx: Context, rows: list[dict[str, Any]], path, k: int, thre
                                                  f"agents.index_members lists {len(members)}: re-materialize it")
         vectors, _, _ = retrieval.month_embeddings(ctx.conn, ctx.month, [r["metadata_text"]])
         query = vectors[retrieval.metadata_key(r["metadata_text"])]
-        for i, (m, sim) in enumerate(retrieval.search(index, members, query, r["shop_id"], k, threshold)):
+        found = retrieval.search(index, members, query, r["shop_id"], k if proven is None else 3 * k, threshold)
+        for i, (m, sim) in enumerate(found if proven is None else proven_first(found, proven, k)):
             out.append({**base, "route": "retrieved", "rank": i + 1, "exemplar_aggregate_id": m.aggregate_id,
                         "exemplar_template_id": m.template_id, "exemplar_shop_id": m.shop_id, "similarity": sim})
     return out

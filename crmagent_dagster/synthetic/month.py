@@ -9,6 +9,7 @@ in every month generated with that seed.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -27,6 +28,7 @@ from crmagent_dagster.synthetic.catalog import (
     VOUCHER_TYPE_SHARES,
 )
 from crmagent_dagster.synthetic.compose import compose_template
+from crmagent_dagster.synthetic.deployed import Campaign, simulate
 from crmagent_dagster.synthetic.engagement import event_probabilities
 from crmagent_dagster.vocabulary import VoucherFacts
 
@@ -62,6 +64,7 @@ class SyntheticMonth:
     month: str
     tables: dict[str, pl.DataFrame]  # raw tables, all-text columns, in RAW_TABLES order
     template_truth: pl.DataFrame  # generator-only ground truth: defect and features per template
+    experiment_truth: pl.DataFrame | None = None  # deployed campaigns: expected score per arm, true uplift
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -87,7 +90,10 @@ def _shops(seed: int, n_shops: int) -> pl.DataFrame:
     )
 
 
-def generate_month(month: str, n_logs: int, seed: int = 7, mess: MessRates = MessRates()) -> SyntheticMonth:
+def generate_month(month: str, n_logs: int, seed: int = 7, mess: MessRates = MessRates(),
+                   campaigns: Sequence[Campaign] = ()) -> SyntheticMonth:
+    """`campaigns`: last month's deployed experiments, sent this month by their assignment rule on top of the
+    month's own plans (synthetic/deployed.py); the month's own plans do not change with them."""
     start, end = month_bounds(month)
     yymm = start.strftime("%y%m")
     n_plans = max(40, round(n_logs / LOGS_PER_PLAN))
@@ -108,7 +114,27 @@ def generate_month(month: str, n_logs: int, seed: int = 7, mess: MessRates = Mes
         "delivery_logs": logs,
         "engagement_events": events,
     }
-    return SyntheticMonth(month=month, tables={t: _as_raw_text(tables[t], t) for t in RAW_TABLES}, template_truth=truth)
+    tables = {t: _as_raw_text(tables[t], t) for t in RAW_TABLES}
+    if not campaigns:
+        return SyntheticMonth(month=month, tables=tables, template_truth=truth)
+    sent = simulate(list(campaigns), start, end, seed=seed, n_users=max(1, n_logs // 3),
+                    late_event_share=mess.late_event)
+    return SyntheticMonth(month=month, tables=_with_campaigns(tables, sent.tables), template_truth=truth,
+                          experiment_truth=sent.truth)
+
+
+_IDS = {"shops": "shop_id", "templates": "template_id", "products": "product_id", "vouchers": "voucher_id"}
+
+
+def _with_campaigns(tables: dict[str, pl.DataFrame], extra: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The month's tables with the campaigns' rows; catalogue rows the month already has are not repeated."""
+    out = {}
+    for table, frame in tables.items():
+        add = _as_raw_text(extra[table], table)
+        if table in _IDS:
+            add = add.filter(~pl.col(_IDS[table]).is_in(frame[_IDS[table]].implode()))
+        out[table] = pl.concat([frame, add])
+    return out
 
 
 def _plans_and_templates(rng, prng, shops, n_plans, yymm, start, end):
