@@ -31,7 +31,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from crmagent_dagster.partitions import previous_month
     from crmagent_dagster.resources import connect_waiting, duckdb_path, landing_dir
     from crmagent_dagster.synthetic.deployed import load_campaigns
-    from crmagent_dagster.synthetic.month import generate_month
+    from crmagent_dagster.synthetic.month import CHUNK_LOGS, generate_month, write_month_in_chunks
 
     campaigns = []
     if args.deploy_from:
@@ -47,6 +47,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
             campaigns = load_campaigns(conn, args.deploy_from)
         print(f"sending {len(campaigns)} experiment(s) deployed in {args.deploy_from} (from {db})")
     started = time.perf_counter()
+    if args.logs > CHUNK_LOGS and not campaigns:  # a big month goes to disk chunk by chunk, never whole in memory
+        written = write_month_in_chunks(args.month, args.logs, args.out or landing_dir(), args.seed)
+        for table, rows in written.rows.items():
+            print(f"  {table:<18} {rows:>10,} rows")
+        print(f"generated {args.month} ({args.logs:,} logs, seed {args.seed}, {written.parts} parts) in "
+              f"{time.perf_counter() - started:.1f}s -> {written.folder}")
+        print("materialize it with: crmagent refresh --month", args.month)
+        return 0
     month = generate_month(args.month, args.logs, args.seed, campaigns=campaigns)
     generated = time.perf_counter() - started
     out = write_landing_month(month.tables, args.out or landing_dir(), args.month)

@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -102,7 +103,7 @@ def generate_month(month: str, n_logs: int, seed: int = 7, mess: MessRates = Mes
     prng = random.Random(int(rng.integers(2**31)))
 
     plans, templates, products, vouchers, truth = _plans_and_templates(rng, prng, shops, n_plans, yymm, start, end)
-    logs, events = _logs_and_events(rng, plans, truth, shops, n_logs, yymm, start, end, mess)
+    logs, events = _logs_and_events(rng, _log_plan(rng, plans, truth, shops, n_logs, yymm, start, end), 0, n_logs, mess)
 
     products, vouchers = _mess_catalog(rng, products, vouchers, mess)
     tables = {
@@ -121,6 +122,59 @@ def generate_month(month: str, n_logs: int, seed: int = 7, mess: MessRates = Mes
                     late_event_share=mess.late_event)
     return SyntheticMonth(month=month, tables=_with_campaigns(tables, sent.tables), template_truth=truth,
                           experiment_truth=sent.truth)
+
+
+CHUNK_LOGS = 2_000_000  # deliveries per part file when a month is written in chunks
+
+
+@dataclass(frozen=True)
+class WrittenMonth:
+    month: str
+    folder: Path
+    rows: dict[str, int]  # raw table -> rows written
+    parts: int  # part files per log table
+
+
+def write_month_in_chunks(month: str, n_logs: int, landing_dir: str | Path, seed: int = 7, *,
+                          chunk_logs: int = CHUNK_LOGS, mess: MessRates = MessRates()) -> WrittenMonth:
+    """A month too big to hold in memory, written as landing Parquet: the catalogue once, then the deliveries and
+    their events `chunk_logs` at a time into `delivery_logs/part-NNNN.parquet` and `engagement_events/...`.
+
+    Memory follows the chunk, not the month. The catalogue, plan sizes and rates are those `generate_month` draws;
+    each chunk's deliveries come from their own random stream (seed, month, chunk), so the same arguments always
+    write the same files, though not the rows `generate_month` holds for the same seed (mess is planted per chunk).
+    """
+    if chunk_logs < 1:
+        raise ValueError(f"chunk_logs must be >= 1, got {chunk_logs}")
+    start, end = month_bounds(month)
+    yymm = start.strftime("%y%m")
+    n_plans = max(40, round(n_logs / LOGS_PER_PLAN))
+    shops = _shops(seed, max(8, round(n_plans / PLANS_PER_SHOP)))
+    rng = np.random.default_rng([seed, int(start.strftime("%Y%m"))])
+    prng = random.Random(int(rng.integers(2**31)))
+    plans, templates, products, vouchers, truth = _plans_and_templates(rng, prng, shops, n_plans, yymm, start, end)
+    plan = _log_plan(rng, plans, truth, shops, n_logs, yymm, start, end)
+    products, vouchers = _mess_catalog(rng, products, vouchers, mess)
+
+    folder = Path(landing_dir) / month
+    folder.mkdir(parents=True, exist_ok=True)
+    catalogue = {"shops": shops, "plans": plans.drop("plan_index"), "templates": templates, "products": products,
+                 "vouchers": vouchers}
+    rows = {}
+    for table, frame in catalogue.items():
+        _as_raw_text(frame, table).write_parquet(folder / f"{table}.parquet")
+        rows[table] = frame.height
+    truth.write_parquet(folder / "_synthetic_template_truth.parquet")
+    rows |= {"delivery_logs": 0, "engagement_events": 0}
+    edges = list(range(0, n_logs, chunk_logs)) + [n_logs]
+    for part, (first, last) in enumerate(zip(edges, edges[1:])):
+        chunk_rng = np.random.default_rng([seed, int(start.strftime("%Y%m")), 1, part])
+        logs, events = _logs_and_events(chunk_rng, plan, first, last, mess)
+        for table, frame in (("delivery_logs", logs), ("engagement_events", events)):
+            (folder / table).mkdir(exist_ok=True)
+            _as_raw_text(frame, table).write_parquet(folder / table / f"part-{part:04d}.parquet")
+            rows[table] += frame.height
+    return WrittenMonth(month, folder, rows, len(edges) - 1)
 
 
 _IDS = {"shops": "shop_id", "templates": "template_id", "products": "product_id", "vouchers": "voucher_id"}
@@ -229,7 +283,19 @@ def _voucher(prng: random.Random, rng, currency: str, start: datetime, end: date
     return VoucherFacts(vtype, value, None if min_spend is None else float(min_spend), max_discount, currency, expires), code
 
 
-def _logs_and_events(rng, plans, truth, shops, n_logs, yymm, start, end, mess: MessRates):
+@dataclass(frozen=True)
+class _LogPlan:
+    """What every chunk of a month's deliveries shares: per-plan event rates and sizes, and the plans' keys."""
+    rates: np.ndarray  # plans x 5 event probabilities
+    counts: np.ndarray  # deliveries per plan, summing to n_logs
+    per_plan: pl.DataFrame
+    yymm: str
+    start: datetime
+    month_seconds: int
+    n_users: int
+
+
+def _log_plan(rng, plans, truth, shops, n_logs, yymm, start, end) -> _LogPlan:
     n_plans = plans.height
     feats = plans.join(truth, on="template_id", how="left").sort("plan_index")
     p = event_probabilities(
@@ -253,13 +319,23 @@ def _logs_and_events(rng, plans, truth, shops, n_logs, yymm, start, end, mess: M
     # Heavy-tailed plan sizes, summing exactly to n_logs.
     w = rng.lognormal(0.0, 1.0, size=n_plans)
     counts = rng.multinomial(n_logs, w / w.sum())
-    plan_of_log = np.repeat(np.arange(n_plans), counts)
-    month_seconds = int((end - start).total_seconds())
-    sent = rng.integers(0, month_seconds, size=n_logs)
-    log_ids = np.char.add(f"l{yymm}_", np.char.zfill(np.arange(n_logs).astype(str), 7))
+    per_plan = plans.sort("plan_index").select("shop_id", "plan_id", "template_id", "product_id", "voucher_id", "segment")
+    return _LogPlan(p, counts, per_plan, yymm, start, int((end - start).total_seconds()), max(1, n_logs // 3))
+
+
+def _logs_and_events(rng, plan: _LogPlan, first: int, last: int, mess: MessRates):
+    """Deliveries number `first` .. `last - 1` of the month (in plan order) and their events, with the mess.
+    The whole month is one call; `write_month_in_chunks` makes several, each with its own generator."""
+    bounds = np.concatenate([[0], np.cumsum(plan.counts)])
+    lo, hi = np.searchsorted(bounds, first, side="right") - 1, np.searchsorted(bounds, last, side="left")
+    counts = np.clip(np.minimum(bounds[lo + 1:hi + 1], last) - np.maximum(bounds[lo:hi], first), 0, None)
+    plan_of_log = np.repeat(np.arange(lo, hi), counts)
+    n_logs = last - first
+    sent = rng.integers(0, plan.month_seconds, size=n_logs)
+    log_ids = np.char.add(f"l{plan.yymm}_", np.char.zfill(np.arange(first, last).astype(str), 7))
 
     # Clicks only follow a read; unsubscribes can come without one.
-    pl_ = p[plan_of_log]
+    pl_ = plan.rates[plan_of_log]
     u = rng.random((n_logs, 5))
     read = u[:, 0] < pl_[:, 0]
     fired = np.column_stack([read, read & (u[:, 1] < pl_[:, 1]), read & (u[:, 2] < pl_[:, 2]),
@@ -276,18 +352,17 @@ def _logs_and_events(rng, plans, truth, shops, n_logs, yymm, start, end, mess: M
     ev_type = np.concatenate([ev_type, ev_type[rep]])
     ev_time = np.concatenate([ev_time, ev_time[rep] + rng.integers(60, 7200, size=rep.size)])
 
-    per_plan = plans.sort("plan_index").select("shop_id", "plan_id", "template_id", "product_id", "voucher_id", "segment")
     logs = pl.concat([
-        pl.DataFrame({"log_id": log_ids, "sent_at": _epoch_text(start, sent)}),
-        per_plan[plan_of_log],
-        pl.DataFrame({"user_id": np.char.add("u", rng.integers(0, max(1, n_logs // 3), size=n_logs).astype(str))}),
+        pl.DataFrame({"log_id": log_ids, "sent_at": _epoch_text(plan.start, sent)}),
+        plan.per_plan[plan_of_log],
+        pl.DataFrame({"user_id": np.char.add("u", rng.integers(0, plan.n_users, size=n_logs).astype(str))}),
     ], how="horizontal")
     events = pl.DataFrame({
         "log_id": log_ids[ev_log],
         "event_type": np.array(EVENT_TYPES)[ev_type],
-        "event_at": _epoch_text(start, ev_time),
+        "event_at": _epoch_text(plan.start, ev_time),
     })
-    return _mess_logs(rng, logs, mess), _mess_events(rng, events, mess, yymm)
+    return _mess_logs(rng, logs, mess), _mess_events(rng, events, mess, plan.yymm)
 
 
 def _epoch_text(start: datetime, seconds: np.ndarray) -> pl.Series:
