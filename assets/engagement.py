@@ -6,7 +6,7 @@ from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.pipeline import aggregate_engagement, score_logs
 from crmagent_dagster.resources import CRMWarehouse
 from crmagent_dagster.segments import EVENT_WEIGHTS
-from crmagent_dagster.sql import preview_markdown
+from crmagent_dagster.sql import frame_markdown, preview_markdown
 
 MIN_SCORE = sum(w for w in EVENT_WEIGHTS.values() if w < 0)
 MAX_SCORE = sum(w for w in EVENT_WEIGHTS.values() if w > 0)
@@ -32,16 +32,23 @@ def _one(conn, sql: str, month: str):
     ],
 )
 def log_engagement(context: dg.AssetExecutionContext, duckdb: CRMWarehouse) -> dg.MaterializeResult:
-    """Score = read 1 + store/voucher click 3 + product card 4 + CRM button 2 - unsubscribe 5, within 7 days."""
+    """Score = read 1 + store/voucher click 3 + product card 4 + CRM button 2 - unsubscribe 5, within 7 days.
+
+    A view over the staged deliveries and events (dbt_like_sql/core/log_engagement.sql); materializing it
+    (re)defines the view and checks the month through it."""
     month = context.partition_key
     with duckdb.get_connection() as conn:
-        rows = score_logs(conn, month)
+        score_logs(conn)
         staged = _one(conn, "SELECT count(*) FROM staging.delivery_logs WHERE month = $month", month)[0]
-        lo, hi, mean, late = _one(conn, "SELECT min(engagement_score), max(engagement_score), avg(engagement_score), "
-                                        "sum(n_late_events) FROM core.log_engagement WHERE month = $month", month)
-        distribution = preview_markdown(
-            conn, "SELECT engagement_score, count(*) AS deliveries FROM core.log_engagement WHERE month = $month "
-                  "GROUP BY 1 ORDER BY 1", {"month": month})
+        # One pass over the view for the month gives the checks and the distribution.
+        by_score = conn.execute(
+            "SELECT engagement_score, count(*) AS deliveries, sum(n_late_events) AS late "
+            "FROM core.log_engagement WHERE month = $month GROUP BY 1 ORDER BY 1", {"month": month}).pl()
+    rows = int(by_score["deliveries"].sum())
+    lo, hi = (by_score["engagement_score"].min(), by_score["engagement_score"].max()) if rows else (None, None)
+    mean = float((by_score["engagement_score"] * by_score["deliveries"]).sum() / rows) if rows else None
+    late = int(by_score["late"].sum())
+    distribution = frame_markdown(by_score.select("engagement_score", "deliveries"))
     in_range = rows == 0 or (MIN_SCORE <= lo and hi <= MAX_SCORE)
     return dg.MaterializeResult(
         metadata={"dagster/row_count": rows, "mean_score": mean, "late_events_ignored": late,

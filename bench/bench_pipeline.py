@@ -1,34 +1,34 @@
-"""Bench: generation, raw -> quartile labels, and the floor, measured side by side in one run.
+"""Bench: raw -> quartile labels on each engine beside the floor, measured side by side in one run.
 
-The floor is one hand-written DuckDB query computing the same quartile labels straight from the
-raw tables (same validation, window and tie rule, no intermediate tables, no quarantine, no
-checks). The ratio pipeline / floor is what the model-per-table design costs. The bench also
-checks that both give identical labels, so the floor is a fair one.
+The floor is one hand-written DuckDB query computing the same quartile labels straight from the raw tables (same
+validation, window and tie rule; no intermediate tables, no quarantine, no checks). pipeline / floor is what the
+model-per-table design costs. Every measurement runs in its own process on the same landing files (written in
+chunks by the generator), so each starts cold and its peak RSS is its own. The labels of every engine are
+compared row for row with the floor's, so the floor is a fair one.
 
-    .venv/bin/python bench/bench_pipeline.py --logs 3000000
+    .venv/bin/python bench/bench_pipeline.py --logs 3000000          # floor, DuckDB, Spark local
+    .venv/bin/python bench/bench_pipeline.py --logs 3000000 --big    # ... and a 30M-log month on DuckDB
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from assets import engagement, raw, segments, staging  # noqa: E402
-from crmagent_dagster import pipeline as P  # noqa: E402
-from crmagent_dagster.landing import load_landing_month, write_landing_month  # noqa: E402
-from crmagent_dagster.resources import CRMWarehouse, LogSource  # noqa: E402
-from crmagent_dagster.synthetic.month import generate_month  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 MONTH = "2025-04"
+BIG_LOGS = 30_000_000
 
 FLOOR_SQL = """
 CREATE OR REPLACE TABLE floor_labels AS
@@ -37,21 +37,21 @@ WITH logs AS (
            NULLIF(TRIM(shop_id), '') AS shop_id, NULLIF(TRIM(plan_id), '') AS plan_id,
            NULLIF(TRIM(template_id), '') AS template_id, NULLIF(TRIM(product_id), '') AS product_id,
            NULLIF(TRIM(voucher_id), '') AS voucher_id, NULLIF(TRIM(user_id), '') AS user_id,
-           NULLIF(TRIM(segment), '') AS segment, _row_id
+           NULLIF(TRIM(segment), '') AS segment, _source, _row_id, _issue
     FROM raw.delivery_logs WHERE month = $month
 ),
 valid AS (
     SELECT * FROM logs
-    WHERE log_id IS NOT NULL AND shop_id IS NOT NULL AND plan_id IS NOT NULL AND template_id IS NOT NULL
-      AND user_id IS NOT NULL AND list_contains($segments, segment) AND sent_at IS NOT NULL
-      AND strftime(sent_at, '%Y-%m') = $month
-    QUALIFY ROW_NUMBER() OVER (PARTITION BY log_id ORDER BY _row_id) = 1
+    WHERE _issue IS NULL AND log_id IS NOT NULL AND shop_id IS NOT NULL AND plan_id IS NOT NULL
+      AND template_id IS NOT NULL AND user_id IS NOT NULL AND list_contains($segments, segment)
+      AND sent_at IS NOT NULL AND strftime(sent_at, '%Y-%m') = $month
+    QUALIFY ROW_NUMBER() OVER (PARTITION BY log_id ORDER BY _source, _row_id) = 1
 ),
 ev AS (
     SELECT DISTINCT e.log_id, e.event_type
     FROM (SELECT NULLIF(TRIM(log_id), '') AS log_id, NULLIF(TRIM(event_type), '') AS event_type,
                  TRY_STRPTIME(TRIM(event_at), '%Y-%m-%d %H:%M:%S') AS event_at
-          FROM raw.engagement_events WHERE month = $month) e
+          FROM raw.engagement_events WHERE month = $month AND _issue IS NULL) e
     JOIN valid l ON l.log_id = e.log_id
     WHERE e.event_at BETWEEN l.sent_at AND l.sent_at + INTERVAL 7 DAY
 ),
@@ -78,91 +78,166 @@ SELECT segment, shop_id, template_id, product_id, voucher_id,
        CASE WHEN r <= floor(n * 0.25) THEN 'strong' WHEN r > n - floor(n * 0.25) THEN 'weak' ELSE 'middle' END AS label
 FROM ranked
 """
+LABELS_SQL = """SELECT segment, shop_id, template_id, product_id, voucher_id, performance_label AS label
+                FROM core.quartile_labels WHERE month = $month AND performance_label <> 'insufficient_samples'"""
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
-def timed(fn):
+# --- children: one measurement each, printing one JSON line -------------------------------------------------------
+def _connect(db: Path):
+    from crmagent_dagster.resources import warehouse_settings
+
+    return duckdb.connect(str(db), config=warehouse_settings(str(db)))
+
+
+def _load(conn, landing: Path) -> float:
+    from crmagent_dagster.landing import load_landing_month
+
     start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
+    load_landing_month(conn, landing, MONTH)
+    return time.perf_counter() - start
+
+
+def child_floor(landing: Path, work: Path) -> dict:
+    from crmagent_dagster import pipeline as P
+
+    conn = _connect(work / "floor.duckdb")
+    load = _load(conn, landing)
+    start = time.perf_counter()
+    conn.execute(FLOOR_SQL, {"month": MONTH, "segments": list(P.SEGMENT_KEYS),
+                             "min_samples": P.LabelSettings().min_samples})
+    seconds = time.perf_counter() - start
+    conn.execute("COPY floor_labels TO $path (FORMAT parquet)", {"path": str(work / "floor_labels.parquet")})
+    return {"load": load, "seconds": seconds}
+
+
+def child_duckdb(landing: Path, work: Path, name: str) -> dict:
+    from crmagent_dagster import pipeline as P
+
+    conn = _connect(work / f"{name}.duckdb")
+    load = _load(conn, landing)
+    stages, start = {}, time.perf_counter()
+
+    def stage(label, fn):
+        t = time.perf_counter()
+        fn()
+        stages[label] = stages.get(label, 0.0) + time.perf_counter() - t
+
+    for table in P.STAGED_TABLES:
+        stage("staging", lambda: P.stage_table(conn, table, MONTH))
+    stage("log engagement (view)", lambda: P.score_logs(conn))
+    stage("aggregates", lambda: P.aggregate_engagement(conn, MONTH))
+    for segment in P.SEGMENT_KEYS:
+        stage("labels (11 segments)", lambda: P.label_segment(conn, MONTH, segment, P.LabelSettings()))
+    seconds = time.perf_counter() - start
+    _export_labels(conn, work / f"{name}_labels.parquet")
+    groups = conn.execute("SELECT count(*) FROM core.quartile_labels WHERE month = $m", {"m": MONTH}).fetchone()[0]
+    return {"load": load, "seconds": seconds, "stages": stages, "groups": groups}
+
+
+def _export_labels(conn, path: Path) -> None:
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE __labels AS {LABELS_SQL}", {"month": MONTH})
+    conn.execute("COPY __labels TO $path (FORMAT parquet)", {"path": str(path)})
+
+
+def child_spark(landing: Path, work: Path) -> dict:
+    from crmagent_dagster.engines.spark import bench_month
+
+    return bench_month(landing, work / "lake", MONTH, work / "spark_labels.parquet")
+
+
+def run_child(kind: str, landing: Path, work: Path, name: str | None = None) -> dict:
+    """One measurement in a fresh process; its peak RSS (and its children's, Spark's JVM) comes back with it."""
+    cmd = [sys.executable, __file__, "--child", kind, "--landing", str(landing), "--work", str(work)]
+    if name:
+        cmd += ["--name", name]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def same_labels(work: Path, name: str) -> tuple[int, int, int]:
+    """(floor rows, engine rows, rows that agree) comparing full rows."""
+    with duckdb.connect() as c:
+        f = c.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(work / "floor_labels.parquet")}).fetchone()[0]
+        e = c.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(work / f"{name}_labels.parquet")}).fetchone()[0]
+        agree = c.execute(
+            """SELECT count(*) FROM read_parquet($f) f JOIN read_parquet($e) e
+               ON e.segment = f.segment AND e.shop_id = f.shop_id AND e.template_id = f.template_id
+              AND e.product_id IS NOT DISTINCT FROM f.product_id AND e.voucher_id IS NOT DISTINCT FROM f.voucher_id
+              AND e.label = f.label""",
+            {"f": str(work / "floor_labels.parquet"), "e": str(work / f"{name}_labels.parquet")}).fetchone()[0]
+    return f, e, agree
+
+
+def measure(logs: int, seed: int, spark: bool, root: Path) -> list[str]:
+    from crmagent_dagster.synthetic.month import write_month_in_chunks
+
+    work = root / f"logs{logs}"
+    work.mkdir(parents=True)
+    start = time.perf_counter()
+    written = write_month_in_chunks(MONTH, logs, work / "landing", seed)
+    t_gen = time.perf_counter() - start
+    landing = work / "landing"
+    floor = run_child("floor", landing, work)
+    duck = run_child("duckdb", landing, work, "duckdb")
+    rows = [f"{logs:,} delivery logs ({written.rows['delivery_logs']:,} with planted mess, "
+            f"{written.rows['engagement_events']:,} events, {written.parts} part files), seed {seed}; "
+            f"generated in chunks in {t_gen:.1f} s"]
+    rows.append(f"  {'':26s} {'load raw':>9s} {'raw->labels':>12s} {'/ floor':>8s} {'peak RSS':>10s}")
+    rows.append(f"  {'floor: one SQL query':26s} {floor['load']:8.1f}s {floor['seconds']:11.1f}s {1:7.2f}x "
+                f"{floor['rss_mb']:8,.0f} MB")
+    rows.append(f"  {'DuckDB pipeline':26s} {duck['load']:8.1f}s {duck['seconds']:11.1f}s "
+                f"{duck['seconds'] / floor['seconds']:7.2f}x {duck['rss_mb']:8,.0f} MB")
+    for label, seconds in duck["stages"].items():
+        rows.append(f"    {label:24s} {'':9s} {seconds:11.1f}s")
+    checks = [("DuckDB", "duckdb")]
+    if spark:
+        sp = run_child("spark", landing, work)
+        rows.append(f"  {'Spark local pipeline':26s} {'(reads landing)':>9s} {sp['seconds']:11.1f}s "
+                    f"{sp['seconds'] / floor['seconds']:7.2f}x {sp['rss_mb']:8,.0f} MB (incl. JVM)")
+        rows.append(f"  {'':26s} Spark / (DuckDB load + pipeline) "
+                    f"{sp['seconds'] / (duck['load'] + duck['seconds']):.2f}x")
+        checks.append(("Spark", "spark"))
+    for label, name in checks:
+        f, e, agree = same_labels(work, name)
+        rows.append(f"  labels: {label} agrees with the floor on {agree:,} of {f:,} ranked groups ({e:,} from {label})")
+        if not (f == e == agree):
+            raise SystemExit("\n".join(rows) + f"\n{label} and the floor disagree: the floor is not computing the "
+                                               "same labels")
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--logs", type=int, default=3_000_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--dagster", action=argparse.BooleanOptionalAction, default=True,
-                    help="also time the same month end to end through Dagster (includes generation)")
+    ap.add_argument("--big", action="store_true", help=f"also a {BIG_LOGS:,}-log month on DuckDB (about 15 min)")
+    ap.add_argument("--spark", action=argparse.BooleanOptionalAction, default=True,
+                    help="also the Spark local pipeline (needs pyspark and Java 17+)")
+    ap.add_argument("--child", choices=("floor", "duckdb", "spark"), help=argparse.SUPPRESS)
+    ap.add_argument("--landing", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--name", default="duckdb", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="crmagent-bench-"))
-    settings = P.LabelSettings()
-
-    t_gen, month = timed(lambda: generate_month(MONTH, args.logs, args.seed))
-    mem_gen = peak_mb()
-    conn = duckdb.connect(str(work / "bench.duckdb"))
-    t_raw, _ = timed(lambda: [P.load_raw_table(conn, t, MONTH, P.with_lineage(f, "bench")) for t, f in month.tables.items()])
-    # The same month as landing Parquet files, read in place by DuckDB (the path real exports take).
-    write_landing_month(month.tables, work / "landing", MONTH)
-    with duckdb.connect(str(work / "landing.duckdb")) as lconn:
-        t_landing, _ = timed(lambda: load_landing_month(lconn, work / "landing", MONTH))
-
-    def pipeline():
-        for table in P.STAGED_TABLES:
-            P.stage_table(conn, table, MONTH)
-        P.score_logs(conn, MONTH)
-        P.aggregate_engagement(conn, MONTH)
-        for segment in P.SEGMENT_KEYS:
-            P.label_segment(conn, MONTH, segment, settings)
-
-    t_pipe, _ = timed(pipeline)
-    t_floor, _ = timed(lambda: conn.execute(FLOOR_SQL, {"month": MONTH, "segments": list(P.SEGMENT_KEYS),
-                                                        "min_samples": settings.min_samples}))
-    mem_pipe = peak_mb()
-    labelled, agree = conn.execute(
-        """SELECT count(*), count(*) FILTER (WHERE f.label = q.performance_label)
-           FROM floor_labels f JOIN core.quartile_labels q ON q.month = $month AND q.segment = f.segment
-             AND q.shop_id = f.shop_id AND q.template_id = f.template_id
-             AND q.product_id IS NOT DISTINCT FROM f.product_id AND q.voucher_id IS NOT DISTINCT FROM f.voucher_id""",
-        {"month": MONTH}).fetchone()
-    n_floor = conn.execute("SELECT count(*) FROM floor_labels").fetchone()[0]
-    groups, weak = conn.execute("SELECT count(*), count(*) FILTER (WHERE performance_label = 'weak') "
-                                "FROM core.quartile_labels").fetchone()
-    conn.close()
-
-    t_dag = None
-    if args.dagster:
-        res = {"duckdb": CRMWarehouse(database=str(work / "dagster.duckdb")),
-               "log_source": LogSource(landing_dir=str(work / "none"), synthetic_logs=args.logs, seed=args.seed,
-                                       synthetic_when_no_landing=True)}
-        monthly = [raw.raw_month, staging.staged_month, engagement.log_engagement, engagement.engagement_aggregates]
-
-        def through_dagster():
-            assert dg.materialize(monthly, partition_key=MONTH, resources=res, raise_on_error=True).success
-            for segment in P.SEGMENT_KEYS:
-                assert dg.materialize(monthly + [segments.quartile_labels], selection=[segments.quartile_labels],
-                                      partition_key=f"{MONTH}|{segment}", resources=res).success
-
-        t_dag, _ = timed(through_dagster)
-
-    rows = month.tables["delivery_logs"].height
-    print(f"\ncrmagent bench: {rows:,} delivery logs, {month.tables['engagement_events'].height:,} events, seed {args.seed}")
-    print(f"  generate month            {t_gen:7.2f} s   ({rows / t_gen / 1e6:.2f} M logs/s)   peak RSS {mem_gen:,.0f} MB")
-    print(f"  load raw tables           {t_raw:7.2f} s   (generator frames)")
-    print(f"  load landing Parquet      {t_landing:7.2f} s   (read in place, one transaction; / frames {t_landing / t_raw:.2f} x)")
-    print(f"  pipeline raw -> labels    {t_pipe:7.2f} s   (12 models, quarantine, 11 segment partitions)")
-    print(f"  floor: one SQL query      {t_floor:7.2f} s   (same labels, straight from raw)")
-    print(f"  ratio pipeline / floor    {t_pipe / t_floor:7.2f} x")
-    if t_dag is not None:
-        print(f"  through Dagster, e2e      {t_dag:7.2f} s   (generate + raw + pipeline + 12 runs' bookkeeping)")
-        print(f"  ratio Dagster e2e / (generate + raw + pipeline)  {t_dag / (t_gen + t_raw + t_pipe):.2f} x")
-    print(f"  peak RSS                  {peak_mb():,.0f} MB (after pipeline: {mem_pipe:,.0f} MB)")
-    print(f"  labelled groups           {groups:,} ({weak:,} weak); floor agrees on {agree:,} of {labelled:,} "
-          f"(floor ranked {n_floor:,})")
-    if agree != labelled or labelled != n_floor:
-        raise SystemExit("floor and pipeline disagree: the floor is not computing the same labels")
+    if args.child:
+        result = {"floor": lambda: child_floor(args.landing, args.work),
+                  "duckdb": lambda: child_duckdb(args.landing, args.work, args.name),
+                  "spark": lambda: child_spark(args.landing, args.work)}[args.child]()
+        result["rss_mb"] = peak_mb() + (peak_mb(resource.RUSAGE_CHILDREN) if args.child == "spark" else 0)
+        print(json.dumps(result))
+        return
+    root = Path(tempfile.mkdtemp(prefix="crmagent-bench-"))
+    out = ["", "crmagent bench: raw -> quartile labels, each engine in its own process"]
+    out += measure(args.logs, args.seed, args.spark, root)
+    print("\n".join(out), flush=True)
+    if args.big:
+        print("\n".join(measure(BIG_LOGS, args.seed, False, root)), flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,16 @@ import polars as pl
 from crmagent_dagster.currency import alias_lists
 from crmagent_dagster.raw_schema import RAW_TABLES
 from crmagent_dagster.segments import EVENT_TYPES, EVENT_WEIGHTS, SEGMENT_KEYS, VOUCHER_TYPES
-from crmagent_dagster.sql import write_checked_model, write_frame, write_model
+from crmagent_dagster.sql import (
+    create_view,
+    ensure_schemas,
+    is_view,
+    table_exists,
+    transaction,
+    write_checked_model,
+    write_frame,
+    write_model,
+)
 
 # Staging order matters: events are checked against the staged deliveries.
 STAGED_TABLES: tuple[str, ...] = tuple(RAW_TABLES)
@@ -25,13 +34,6 @@ VALIDATION_PARAMS = {
     # Currencies as merchants type them ("RM", "₱", "Rp") -> ISO codes: the one normalization the agents use.
     "currency_aliases": _ALIASES,
     "currency_codes": _ALIAS_CODES,
-}
-WEIGHT_PARAMS = {
-    "w_read": EVENT_WEIGHTS["read"],
-    "w_store": EVENT_WEIGHTS["store_voucher_click"],
-    "w_product": EVENT_WEIGHTS["product_card_click"],
-    "w_button": EVENT_WEIGHTS["crm_button_click"],
-    "w_unsubscribe": EVENT_WEIGHTS["unsubscribe"],
 }
 _MODEL_PARAMS = {
     "staging.delivery_logs": ("segments",),
@@ -79,8 +81,20 @@ def stage_table(conn: duckdb.DuckDBPyConnection, table: str, month: str) -> tupl
     return write_checked_model(conn, model, f"raw.{table}", month, params)
 
 
-def score_logs(conn: duckdb.DuckDBPyConnection, month: str) -> int:
-    return write_model(conn, "core.log_engagement", {"month": month}, WEIGHT_PARAMS)
+def score_logs(conn: duckdb.DuckDBPyConnection) -> None:
+    """(Re)define `core.log_engagement`, the view that scores every staged delivery, and its weights table.
+
+    A view, because a month's per-delivery scores are read once (by the aggregates) and storing a second copy of
+    every delivery cost more than computing them: the month filter of a reader reaches the staged tables."""
+    ensure_schemas(conn)
+    with transaction(conn):
+        conn.execute("CREATE TABLE IF NOT EXISTS core.event_weights (event_type VARCHAR, weight INTEGER)")
+        conn.execute("DELETE FROM core.event_weights")
+        conn.executemany("INSERT INTO core.event_weights VALUES ($event_type, $weight)",
+                         [{"event_type": e, "weight": w} for e, w in EVENT_WEIGHTS.items()])
+        if table_exists(conn, "core.log_engagement") and not is_view(conn, "core.log_engagement"):
+            conn.execute("DROP TABLE core.log_engagement")  # before 0.14 it was a table; the view replaces it
+        create_view(conn, "core.log_engagement")
 
 
 def aggregate_engagement(conn: duckdb.DuckDBPyConnection, month: str) -> int:

@@ -40,6 +40,25 @@ def landing_dir() -> str:
     return os.environ.get("CRMAGENT_LANDING_DIR") or str(DATA_DIR / "landing")
 
 
+def warehouse_settings(database: str, memory_limit: str | None = None) -> dict[str, object]:
+    """DuckDB settings for the warehouse: a month's SQL stages stay in bounded memory whatever its size.
+
+    Above `memory_limit` DuckDB spills to `<database>.tmp/` (joins, windows, aggregates and inserts all can), so
+    raw -> labels fits a small machine; `CRMAGENT_DUCKDB_MEMORY_LIMIT` changes the default. No model relies on
+    insertion order (every rule orders explicitly), so DuckDB may write in parallel and stream without buffering.
+    """
+    settings: dict[str, object] = {
+        "memory_limit": memory_limit or os.environ.get("CRMAGENT_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT,
+        "preserve_insertion_order": False,
+    }
+    if database != ":memory:":
+        settings["temp_directory"] = str(Path(database).with_name(Path(database).name + ".tmp"))
+    return settings
+
+
+DEFAULT_MEMORY_LIMIT = "2GB"
+
+
 def connect_waiting(database: str, read_only: bool = False, timeout_s: float = 600.0, config: dict | None = None):
     """duckdb.connect, waiting (with jitter) while another process holds DuckDB's single write lock."""
     import duckdb
@@ -75,7 +94,7 @@ class CRMWarehouse(DuckDBResource):
             conn.close()
 
     def _connect_waiting(self):
-        config = {"custom_user_agent": "dagster", **self.connection_config}
+        config = {"custom_user_agent": "dagster", **warehouse_settings(self.database), **self.connection_config}
         return connect_waiting(self.database, timeout_s=self.lock_timeout_s, config=config)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

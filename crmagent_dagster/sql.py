@@ -90,14 +90,14 @@ def _where(partition: Mapping[str, str]) -> str:
     return " AND ".join(f"{_column(c)} = ${_column(c)}" for c in partition)
 
 
-def _columns(conn, relation: str) -> dict[str, str]:
-    return {name: typ for name, typ, *_ in conn.execute(f"DESCRIBE {relation}").fetchall()}
+def _columns(conn, relation: str, params: Mapping[str, Any] | None = None) -> dict[str, str]:
+    return {name: typ for name, typ, *_ in conn.execute(f"DESCRIBE {relation}", dict(params or {})).fetchall()}
 
 
-def _add_new_columns(conn, table: str, relation: str) -> None:
+def _add_new_columns(conn, table: str, relation: str, params: Mapping[str, Any] | None = None) -> None:
     """An upgrade that only adds columns migrates itself: older rows get NULL there. A column that disappeared or
     changed type still stops the write (below), since that loses or reinterprets stored data."""
-    stored, produced = _columns(conn, table), _columns(conn, relation)
+    stored, produced = _columns(conn, table), _columns(conn, relation, params)
     if set(stored) - set(produced) or any(produced[c] != stored[c] for c in set(stored) & set(produced)):
         return
     for name in [c for c in produced if c not in stored]:
@@ -130,14 +130,33 @@ def _replace_from(conn, table: str, relation: str, partition: Mapping[str, str])
 def write_model(
     conn: duckdb.DuckDBPyConnection, table: str, partition: Mapping[str, str], params: Mapping[str, Any] | None = None
 ) -> int:
-    """Run the model for `table` and replace that partition with its rows. Returns the row count."""
+    """Run the model for `table` and replace that partition with its rows. Returns the row count.
+
+    The rows go straight from the query into the table (no staging copy: at a month's size the copy costs as much
+    as the query). A model that produced rows outside the partition, or rows that did not all arrive, is caught by
+    comparing what was inserted with what the partition holds, and the transaction is rolled back."""
     sql = load_sql(table)
+    _table(table)
     ensure_schemas(conn)
+    bound = {**partition, **(params or {})}
+    query = f"SELECT * FROM ({sql})"
     with transaction(conn):
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE __model AS {sql}", {**partition, **(params or {})})
-        n = _replace_from(conn, table, "__model", partition)
-        conn.execute("DROP TABLE __model")
-    return n
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS {query} LIMIT 0", bound)
+        _add_new_columns(conn, table, query, bound)
+        conn.execute(f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
+        try:
+            inserted = conn.execute(f"INSERT INTO {table} BY NAME {query}", bound).fetchone()[0]
+        except duckdb.BinderException as e:
+            raise ModelError(
+                f"{table}: the model's columns no longer match the stored table ({e}). "
+                f"Schema changes are deliberate: migrate or drop {table} before re-running."
+            ) from e
+        stored = conn.execute(f"SELECT count(*) FROM {table} WHERE {_where(partition)}", dict(partition)).fetchone()[0]
+        if stored != inserted:
+            raise ModelError(f"{table}: model produced {inserted - stored} row(s) outside partition {dict(partition)}"
+                             if inserted > stored else
+                             f"{table}: wrote {stored} row(s) for {dict(partition)} but the model produced {inserted}")
+    return inserted
 
 
 def create_view(conn: duckdb.DuckDBPyConnection, view: str) -> None:
@@ -217,6 +236,12 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     )
 
 
+def is_view(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    schema, view = _table(name).split(".")
+    return bool(conn.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
+                             {"s": schema, "v": view}).fetchone()[0])
+
+
 def fetch_dicts(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Rows of a query as dicts keyed by column name."""
     cur = conn.execute(sql, dict(params or {}))
@@ -224,10 +249,14 @@ def fetch_dicts(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, 
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
-def preview_markdown(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> str:
-    """A small query result as a markdown table, for asset metadata."""
-    frame = conn.sql(sql, params=dict(params or {})).pl()
+def frame_markdown(frame: pl.DataFrame) -> str:
+    """A small frame as a markdown table, for asset metadata."""
     with pl.Config(tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True,
                    tbl_hide_dataframe_shape=True, tbl_rows=50, tbl_cols=30, fmt_str_lengths=80,
                    tbl_width_chars=30_000):
         return str(frame)
+
+
+def preview_markdown(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> str:
+    """A small query result as a markdown table, for asset metadata."""
+    return frame_markdown(conn.sql(sql, params=dict(params or {})).pl())

@@ -34,7 +34,7 @@ def run_month(conn, month: str = MONTH, settings: P.LabelSettings | None = None,
     """Stage, score, aggregate and label a loaded month."""
     for table in P.STAGED_TABLES:
         P.stage_table(conn, table, month)
-    P.score_logs(conn, month)
+    P.score_logs(conn)
     P.aggregate_engagement(conn, month)
     for segment in segments or P.SEGMENT_KEYS:
         P.label_segment(conn, month, segment, settings or P.LabelSettings())

@@ -132,7 +132,7 @@ def measured_against_truth(tmp_path, seed: int, n: int = 120, sends: int = 400) 
         for table in STAGED_TABLES:
             load_raw_table(conn, table, NEXT, with_lineage(second.tables[table], "test"))
             stage_table(conn, table, NEXT)
-        score_logs(conn, NEXT)
+        score_logs(conn)
         write_frame(conn, "agents.deployments", _deployment_rows(campaigns), {"month": MONTH})
         for segment in sorted({c.segment for c in campaigns}):
             write_model(conn, "core.experiment_deliveries", {"month": NEXT, "segment": segment},

@@ -2,7 +2,7 @@
 -- A row goes to quarantine (with _rule/_detail) when it breaks the first of:
 --   invalid_encoding (the loader's _issue), null_key, unknown_segment, malformed_timestamp,
 --   outside_partition_month, duplicate_log_id.
--- Of several rows sharing a log_id, the first valid one (lowest _row_id) is kept.
+-- Of several rows sharing a log_id, the first valid one (in file, then row order) is kept.
 WITH src AS (
     SELECT
         month, _source, _row_id, _issue,
@@ -31,10 +31,20 @@ pre AS (
         END AS _pre_rule
     FROM src
 ),
-ranked AS (
-    SELECT *,
-        ROW_NUMBER() OVER (PARTITION BY log_id ORDER BY _pre_rule IS NULL DESC, _row_id) AS _copy
+-- Copies are numbered only among rows whose log_id repeats: a window over every row would sort the whole
+-- month's payload to find a fraction of a percent of duplicates.
+repeated AS (
+    SELECT log_id FROM pre WHERE log_id IS NOT NULL GROUP BY log_id HAVING count(*) > 1
+),
+copies AS (
+    SELECT _source, _row_id,
+        ROW_NUMBER() OVER (PARTITION BY log_id ORDER BY _pre_rule IS NULL DESC, _source, _row_id) AS _copy
     FROM pre
+    WHERE log_id IN (SELECT log_id FROM repeated)
+),
+ranked AS (
+    SELECT pre.*, coalesce(copies._copy, 1) AS _copy
+    FROM pre LEFT JOIN copies ON copies._source = pre._source AND copies._row_id = pre._row_id
 )
 SELECT
     month, log_id, sent_at, shop_id, plan_id, template_id, product_id, voucher_id, user_id, segment,

@@ -29,10 +29,22 @@ pre AS (
     FROM src s
     LEFT JOIN logs l ON l.log_id = s.log_id
 ),
+-- Copies are numbered only among rows whose (log_id, event_type, event_at) repeats, as in delivery_logs.
+repeated AS (
+    SELECT log_id, event_type, event_at FROM pre
+    WHERE log_id IS NOT NULL AND event_type IS NOT NULL AND event_at IS NOT NULL
+    GROUP BY log_id, event_type, event_at HAVING count(*) > 1
+),
+copies AS (
+    SELECT p._source, p._row_id,
+        ROW_NUMBER() OVER (PARTITION BY p.log_id, p.event_type, p.event_at
+                           ORDER BY p._pre_rule IS NULL DESC, p._source, p._row_id) AS _copy
+    FROM pre p
+    JOIN repeated r ON r.log_id = p.log_id AND r.event_type = p.event_type AND r.event_at = p.event_at
+),
 ranked AS (
-    SELECT *,
-        ROW_NUMBER() OVER (PARTITION BY log_id, event_type, event_at ORDER BY _pre_rule IS NULL DESC, _row_id) AS _copy
-    FROM pre
+    SELECT pre.*, coalesce(copies._copy, 1) AS _copy
+    FROM pre LEFT JOIN copies ON copies._source = pre._source AND copies._row_id = pre._row_id
 )
 SELECT
     month, log_id, event_type, event_at, _source, _row_id,

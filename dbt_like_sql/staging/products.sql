@@ -24,7 +24,7 @@ pre AS (
     FROM src
 ),
 ranked AS (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY product_id ORDER BY _pre_rule IS NULL DESC, _row_id) AS _copy FROM pre
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY product_id ORDER BY _pre_rule IS NULL DESC, _source, _row_id) AS _copy FROM pre
 )
 SELECT month, product_id, shop_id, product_name, category_l1, category_l2, category_l3, price, _source, _row_id,
     CASE WHEN _pre_rule IS NOT NULL THEN _pre_rule WHEN _copy > 1 THEN 'duplicate_key' END AS _rule,

@@ -9,7 +9,7 @@ WITH src AS (
     WHERE month = $month
 ),
 ranked AS (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY shop_id ORDER BY _issue IS NULL DESC, _row_id) AS _copy FROM src
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY shop_id ORDER BY _issue IS NULL DESC, _source, _row_id) AS _copy FROM src
 )
 SELECT month, shop_id, shop_name, market, _source, _row_id,
     CASE WHEN _issue IS NOT NULL THEN 'invalid_encoding' WHEN shop_id IS NULL THEN 'null_key' WHEN _copy > 1 THEN 'duplicate_key' END AS _rule,

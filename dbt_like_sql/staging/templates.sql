@@ -22,7 +22,7 @@ pre AS (
     FROM src
 ),
 ranked AS (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY template_id ORDER BY _pre_rule IS NULL DESC, _row_id) AS _copy FROM pre
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY template_id ORDER BY _pre_rule IS NULL DESC, _source, _row_id) AS _copy FROM pre
 )
 SELECT month, template_id, shop_id, language, title, body, _source, _row_id,
     CASE WHEN _pre_rule IS NOT NULL THEN _pre_rule WHEN _copy > 1 THEN 'duplicate_key' END AS _rule,

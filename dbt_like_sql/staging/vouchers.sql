@@ -44,7 +44,7 @@ pre AS (
     FROM src
 ),
 ranked AS (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY voucher_id ORDER BY _pre_rule IS NULL DESC, _row_id) AS _copy FROM pre
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY voucher_id ORDER BY _pre_rule IS NULL DESC, _source, _row_id) AS _copy FROM pre
 )
 SELECT month, voucher_id, shop_id, voucher_type, coalesce(discount_value, 0) AS discount_value, min_spend,
     max_discount, currency, voucher_code, expires_at, _source, _row_id,
