@@ -83,6 +83,13 @@ class SparkEngine(dg.ConfigurableResource):
                                                            "the DuckDB file. Spark writes it and DuckDB reads it.")
     app_name: str = Field(default="crmagent", description="spark.app.name")
 
+    @classmethod
+    def from_env(cls) -> SparkEngine:
+        """$CRMAGENT_SPARK_MASTER, $CRMAGENT_SPARK_REMOTE, $CRMAGENT_LAKE_DIR over the defaults."""
+        settings = {"master": os.environ.get("CRMAGENT_SPARK_MASTER"), "remote": os.environ.get("CRMAGENT_SPARK_REMOTE"),
+                    "lake_dir": os.environ.get("CRMAGENT_LAKE_DIR")}
+        return cls(**{k: v for k, v in settings.items() if v})
+
     def lake(self, duckdb_database: str) -> Lake:
         if self.lake_dir:
             return Lake(self.lake_dir)

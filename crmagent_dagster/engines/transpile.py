@@ -111,7 +111,7 @@ def _try_cast_double(node: exp.Expression) -> exp.Expression:
         return node
     text = node.this
     # Java-only spellings (float suffixes, hex) read as NULL; DuckDB's '_' between digits is dropped.
-    java_only = exp.RegexpLike(this=text.copy(), expression=exp.Literal.string(r"(?i)([df]\s*$|^\s*[+-]?0x)"))
+    java_only = exp.RegexpLike(this=text.copy(), expression=exp.Literal.string(r"(?i)([0-9.][df]\s*$|^\s*[+-]?0x)"))
     digits = exp.func("regexp_replace", text.copy(), exp.Literal.string(r"(?<=\d)_(?=\d)"), exp.Literal.string(""))
     aligned = exp.If(this=java_only, true=exp.null(), false=digits)
     # safe=True: sqlglot writes a TryCast without it as a plain CAST for Spark, which raises under ANSI mode.
