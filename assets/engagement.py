@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from crmagent_dagster.engines import spark_stages
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.pipeline import aggregate_engagement, score_logs
 from crmagent_dagster.resources import CRMWarehouse
@@ -37,22 +38,26 @@ def log_engagement(context: dg.AssetExecutionContext, duckdb: CRMWarehouse) -> d
     A view over the staged deliveries and events (dbt_like_sql/core/log_engagement.sql); materializing it
     (re)defines the view and checks the month through it."""
     month = context.partition_key
-    with duckdb.get_connection() as conn:
-        score_logs(conn)
-        staged = _one(conn, "SELECT count(*) FROM staging.delivery_logs WHERE month = $month", month)[0]
-        # One pass over the view for the month gives the checks and the distribution.
-        by_score = conn.execute(
-            "SELECT engagement_score, count(*) AS deliveries, sum(n_late_events) AS late "
-            "FROM core.log_engagement WHERE month = $month GROUP BY 1 ORDER BY 1", {"month": month}).pl()
-    rows = int(by_score["deliveries"].sum())
-    lo, hi = (by_score["engagement_score"].min(), by_score["engagement_score"].max()) if rows else (None, None)
-    mean = float((by_score["engagement_score"] * by_score["deliveries"]).sum() / rows) if rows else None
-    late = int(by_score["late"].sum())
-    distribution = frame_markdown(by_score.select("engagement_score", "deliveries"))
+    if duckdb.on_spark:  # --- Spark engine (engines/spark_stages.py); the month is copied into DuckDB ---
+        s = spark_stages.log_engagement(duckdb, month)
+        rows, staged, lo, hi, mean, late, distribution = s.rows, s.staged, s.lo, s.hi, s.mean, s.late, s.distribution
+    else:
+        with duckdb.get_connection() as conn:
+            score_logs(conn)
+            staged = _one(conn, "SELECT count(*) FROM staging.delivery_logs WHERE month = $month", month)[0]
+            # One pass over the view for the month gives the checks and the distribution.
+            by_score = conn.execute(
+                "SELECT engagement_score, count(*) AS deliveries, sum(n_late_events) AS late "
+                "FROM core.log_engagement WHERE month = $month GROUP BY 1 ORDER BY 1", {"month": month}).pl()
+        rows = int(by_score["deliveries"].sum())
+        lo, hi = (by_score["engagement_score"].min(), by_score["engagement_score"].max()) if rows else (None, None)
+        mean = float((by_score["engagement_score"] * by_score["deliveries"]).sum() / rows) if rows else None
+        late = int(by_score["late"].sum())
+        distribution = frame_markdown(by_score.select("engagement_score", "deliveries"))
     in_range = rows == 0 or (MIN_SCORE <= lo and hi <= MAX_SCORE)
     return dg.MaterializeResult(
         metadata={"dagster/row_count": rows, "mean_score": mean, "late_events_ignored": late,
-                  "score_distribution": dg.MetadataValue.md(distribution)},
+                  "score_distribution": dg.MetadataValue.md(distribution), "engine": duckdb.engine},
         check_results=[
             dg.AssetCheckResult(check_name="one_row_per_delivery", passed=rows == staged,
                                 metadata={"scored": rows, "staged": staged}),
@@ -79,18 +84,23 @@ def log_engagement(context: dg.AssetExecutionContext, duckdb: CRMWarehouse) -> d
 def engagement_aggregates(context: dg.AssetExecutionContext, duckdb: CRMWarehouse) -> dg.MaterializeResult:
     """Mean engagement and sample count per merchant x template x product x segment x voucher."""
     month = context.partition_key
-    with duckdb.get_connection() as conn:
-        rows = aggregate_engagement(conn, month)
-        dup = _one(conn, "SELECT count(*) - count(DISTINCT aggregate_id) FROM core.engagement_aggregates "
-                         "WHERE month = $month", month)[0]
-        summed = _one(conn, "SELECT coalesce(sum(n_logs), 0) FROM core.engagement_aggregates WHERE month = $month", month)[0]
-        scored = _one(conn, "SELECT count(*) FROM core.log_engagement WHERE month = $month", month)[0]
-        per_segment = preview_markdown(
-            conn, "SELECT segment, count(*) AS groups, sum(n_logs) AS deliveries, round(avg(mean_score), 3) AS mean_score, "
-                  "round(median(n_logs)) AS median_group_size FROM core.engagement_aggregates WHERE month = $month "
-                  "GROUP BY 1 ORDER BY groups DESC", {"month": month})
+    if duckdb.on_spark:  # --- Spark engine (engines/spark_stages.py); the month is copied into DuckDB ---
+        a = spark_stages.engagement_aggregates(duckdb, month)
+        rows, dup, summed, scored, per_segment = a.rows, a.duplicates, a.summed, a.scored, a.per_segment
+    else:
+        with duckdb.get_connection() as conn:
+            rows = aggregate_engagement(conn, month)
+            dup = _one(conn, "SELECT count(*) - count(DISTINCT aggregate_id) FROM core.engagement_aggregates "
+                             "WHERE month = $month", month)[0]
+            summed = _one(conn, "SELECT coalesce(sum(n_logs), 0) FROM core.engagement_aggregates WHERE month = $month",
+                          month)[0]
+            scored = _one(conn, "SELECT count(*) FROM core.log_engagement WHERE month = $month", month)[0]
+            per_segment = preview_markdown(
+                conn, "SELECT segment, count(*) AS groups, sum(n_logs) AS deliveries, round(avg(mean_score), 3) AS mean_score, "
+                      "round(median(n_logs)) AS median_group_size FROM core.engagement_aggregates WHERE month = $month "
+                      "GROUP BY 1 ORDER BY groups DESC", {"month": month})
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": rows, "per_segment": dg.MetadataValue.md(per_segment)},
+        metadata={"dagster/row_count": rows, "per_segment": dg.MetadataValue.md(per_segment), "engine": duckdb.engine},
         check_results=[
             dg.AssetCheckResult(check_name="unique_groups", passed=dup == 0, metadata={"duplicates": dup}),
             dg.AssetCheckResult(check_name="deliveries_conserved", passed=summed == scored,

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from crmagent_dagster.engines import spark_stages
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.raw_schema import RAW_TABLES
 from crmagent_dagster.resources import CRMWarehouse, LogSource
@@ -62,19 +63,23 @@ def raw_month(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, log_sourc
     """Load one month from its landing folder, all tables in one transaction; generate it only when asked."""
     month = context.partition_key
     p = {"month": month}
+    if duckdb.on_spark:  # --- Spark engine: raw tables in the lake, the manifest in DuckDB (engines/spark_stages.py)
+        loaded, previews = spark_stages.raw_month(duckdb, log_source, month)
+        counts, truth_rows = loaded.rows, 0
     with duckdb.get_connection() as conn:
-        loaded = log_source.load_month(conn, month)
+        if not duckdb.on_spark:
+            loaded = log_source.load_month(conn, month)
+            counts = {t: conn.execute(f"SELECT count(*) FROM raw.{t} WHERE month = $month", p).fetchone()[0]
+                      for t in RAW_TABLES}
+            previews = {t: preview_markdown(conn, f"SELECT * EXCLUDE (month) FROM raw.{t} WHERE month = $month LIMIT 5",
+                                            p) for t in RAW_TABLES}
+            truth_rows = conn.execute("SELECT count(*) FROM raw.synthetic_template_truth WHERE month = $month",
+                                      p).fetchone()[0]
         kind = "SYNTHETIC (generated, not your data)" if loaded.synthetic else "landing files"
-        context.log.info(f"raw {month}: {kind} from {loaded.source}")
+        context.log.info(f"raw {month}: {kind} from {loaded.source} ({duckdb.engine})")
         manifest = preview_markdown(conn, "SELECT source_table, file, format, rows, encoding, rows_with_issues "
                                           "FROM raw.landing_manifest WHERE month = $month ORDER BY source_table, file", p)
-        counts = {t: conn.execute(f"SELECT count(*) FROM raw.{t} WHERE month = $month", p).fetchone()[0]
-                  for t in RAW_TABLES}
-        previews = {t: preview_markdown(conn, f"SELECT * EXCLUDE (month) FROM raw.{t} WHERE month = $month LIMIT 5", p)
-                    for t in RAW_TABLES}
-        truth_rows = conn.execute("SELECT count(*) FROM raw.synthetic_template_truth WHERE month = $month",
-                                  p).fetchone()[0]
-    common = {"source": loaded.source, "synthetic": loaded.synthetic}
+    common = {"source": loaded.source, "synthetic": loaded.synthetic, "engine": duckdb.engine}
     for table in RAW_TABLES:
         files = [m for m in loaded.manifest if m.table == table]
         checks = []

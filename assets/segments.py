@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from crmagent_dagster.engines import spark_stages
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.pipeline import LabelSettings, label_segment
 from crmagent_dagster.resources import CRMWarehouse
@@ -38,30 +39,35 @@ def quartile_labels(context: dg.AssetExecutionContext, config: QuartileConfig, d
     month, segment = month_and_segment(context)
     settings = LabelSettings(config.min_samples, config.strong_share, config.weak_share)
     p = {"month": month, "segment": segment}
-    with duckdb.get_connection() as conn:
-        rows = label_segment(conn, month, segment, settings)
-        counts = dict(conn.execute(
-            "SELECT performance_label, count(*) FROM core.quartile_labels WHERE month = $month AND segment = $segment "
-            "GROUP BY 1", p).fetchall())
-        dup = conn.execute("SELECT count(*) - count(DISTINCT aggregate_id) FROM core.quartile_labels "
-                           "WHERE month = $month AND segment = $segment", p).fetchone()[0]
-        min_strong, max_weak = conn.execute(
-            "SELECT min(mean_score) FILTER (WHERE performance_label = 'strong'), "
-            "max(mean_score) FILTER (WHERE performance_label = 'weak') "
-            "FROM core.quartile_labels WHERE month = $month AND segment = $segment", p).fetchone()
-        examples = preview_markdown(
-            conn,
-            "(SELECT q.performance_label AS label, round(q.mean_score, 3) AS score, q.n_logs, t.title, t.body "
-            " FROM core.quartile_labels q LEFT JOIN staging.templates t ON t.month = q.month AND t.template_id = q.template_id"
-            " WHERE q.month = $month AND q.segment = $segment AND q.performance_label = 'strong'"
-            " ORDER BY q.performance_rank LIMIT 3)"
-            " UNION ALL "
-            "(SELECT q.performance_label, round(q.mean_score, 3), q.n_logs, t.title, t.body"
-            " FROM core.quartile_labels q LEFT JOIN staging.templates t ON t.month = q.month AND t.template_id = q.template_id"
-            " WHERE q.month = $month AND q.segment = $segment AND q.performance_label = 'weak'"
-            " ORDER BY q.performance_rank DESC LIMIT 3)",
-            p,
-        )
+    if duckdb.on_spark:  # --- Spark engine (engines/spark_stages.py); the labels are copied into DuckDB ---
+        lab = spark_stages.quartile_labels(duckdb, month, segment, settings)
+        rows, counts, dup, min_strong, max_weak, examples = (lab.rows, lab.counts, lab.duplicates, lab.min_strong,
+                                                             lab.max_weak, lab.examples)
+    else:
+        with duckdb.get_connection() as conn:
+            rows = label_segment(conn, month, segment, settings)
+            counts = dict(conn.execute(
+                "SELECT performance_label, count(*) FROM core.quartile_labels WHERE month = $month AND segment = $segment "
+                "GROUP BY 1", p).fetchall())
+            dup = conn.execute("SELECT count(*) - count(DISTINCT aggregate_id) FROM core.quartile_labels "
+                               "WHERE month = $month AND segment = $segment", p).fetchone()[0]
+            min_strong, max_weak = conn.execute(
+                "SELECT min(mean_score) FILTER (WHERE performance_label = 'strong'), "
+                "max(mean_score) FILTER (WHERE performance_label = 'weak') "
+                "FROM core.quartile_labels WHERE month = $month AND segment = $segment", p).fetchone()
+            examples = preview_markdown(
+                conn,
+                "(SELECT q.performance_label AS label, round(q.mean_score, 3) AS score, q.n_logs, t.title, t.body "
+                " FROM core.quartile_labels q LEFT JOIN staging.templates t ON t.month = q.month AND t.template_id = q.template_id"
+                " WHERE q.month = $month AND q.segment = $segment AND q.performance_label = 'strong'"
+                " ORDER BY q.performance_rank LIMIT 3)"
+                " UNION ALL "
+                "(SELECT q.performance_label, round(q.mean_score, 3), q.n_logs, t.title, t.body"
+                " FROM core.quartile_labels q LEFT JOIN staging.templates t ON t.month = q.month AND t.template_id = q.template_id"
+                " WHERE q.month = $month AND q.segment = $segment AND q.performance_label = 'weak'"
+                " ORDER BY q.performance_rank DESC LIMIT 3)",
+                p,
+            )
     ranked = sum(v for k, v in counts.items() if k != "insufficient_samples")
     strong, weak = counts.get("strong", 0), counts.get("weak", 0)
     tolerance = 1 / ranked if ranked else 1.0
@@ -74,7 +80,7 @@ def quartile_labels(context: dg.AssetExecutionContext, config: QuartileConfig, d
         metadata={
             "dagster/row_count": rows, "strong": strong, "weak": weak, "middle": counts.get("middle", 0),
             "insufficient_samples": counts.get("insufficient_samples", 0), "min_samples": settings.min_samples,
-            "examples": dg.MetadataValue.md(examples),
+            "examples": dg.MetadataValue.md(examples), "engine": duckdb.engine,
         },
         check_results=[
             dg.AssetCheckResult(check_name="unique_groups", passed=dup == 0, metadata={"duplicates": dup}),

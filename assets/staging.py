@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from crmagent_dagster.engines import spark_stages
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.pipeline import STAGED_TABLES, stage_table
 from crmagent_dagster.resources import CRMWarehouse
@@ -67,45 +68,51 @@ def staged_month(context: dg.AssetExecutionContext, config: StagingConfig, duckd
     transaction, so a failure leaves the previous month staged."""
     month = context.partition_key
     p = {"month": month}
-    quarantined: dict[str, int] = {}
+    stats: dict[str, tuple[int, int, int, int]] = {}  # table -> kept, quarantined, raw rows, duplicated keys
+    if duckdb.on_spark:  # --- Spark engine: checks evaluated on the lake it wrote (engines/spark_stages.py) ---
+        staged = spark_stages.staged_month(duckdb, month, UNIQUE_KEYS)
+        stats, by_rule = staged.tables, staged.by_rule
+    else:
+        with duckdb.get_connection() as conn, transaction(conn):
+            for table in STAGED_TABLES:
+                kept, bad = stage_table(conn, table, month)
+                raw_rows = _scalar(conn, f"SELECT count(*) FROM raw.{table} WHERE month = $month", p)
+                keys = ", ".join(UNIQUE_KEYS[table])
+                dup_keys = _scalar(conn, f"SELECT count(*) FROM (SELECT {keys} FROM staging.{table} WHERE month = $month "
+                                         f"GROUP BY {keys} HAVING count(*) > 1)", p)
+                stats[table] = (kept, bad, raw_rows, dup_keys)
+            by_rule = preview_markdown(
+                conn,
+                "SELECT source_table, rule, count(*) AS rows, any_value(detail) AS example FROM staging.quarantine "
+                "WHERE month = $month GROUP BY ALL ORDER BY source_table, rows DESC",
+                p,
+            )
+    quarantined = {table: bad for table, (_, bad, _, _) in stats.items()}
     results = []
-    with duckdb.get_connection() as conn, transaction(conn):
-        for table in STAGED_TABLES:
-            kept, bad = stage_table(conn, table, month)
-            quarantined[table] = bad
-            raw_rows = _scalar(conn, f"SELECT count(*) FROM raw.{table} WHERE month = $month", p)
-            keys = ", ".join(UNIQUE_KEYS[table])
-            dup_keys = _scalar(conn, f"SELECT count(*) FROM (SELECT {keys} FROM staging.{table} WHERE month = $month "
-                                     f"GROUP BY {keys} HAVING count(*) > 1)", p)
-            share = bad / raw_rows if raw_rows else 0.0
-            too_many = share > config.error_quarantine_share
-            results.append(dg.MaterializeResult(
-                asset_key=["staging", table],
-                metadata={"dagster/row_count": kept, "quarantined_rows": bad, "raw_rows": raw_rows,
-                          "quarantine_share": share},
-                check_results=[
-                    dg.AssetCheckResult(asset_key=["staging", table], check_name="rows_conserved", passed=raw_rows == kept + bad,
-                                        metadata={"raw": raw_rows, "staged": kept, "quarantined": bad}),
-                    dg.AssetCheckResult(asset_key=["staging", table], check_name="unique_key", passed=dup_keys == 0,
-                                        metadata={"duplicated_keys": dup_keys}),
-                    dg.AssetCheckResult(
-                        asset_key=["staging", table], check_name="quarantine_share",
-                        passed=share <= config.warn_quarantine_share,
-                        severity=dg.AssetCheckSeverity.ERROR if too_many else dg.AssetCheckSeverity.WARN,
-                        description=f"{bad:,} of {raw_rows:,} raw.{table} rows quarantined ({share:.1%})"
-                                    + (f", above the error share {config.error_quarantine_share:.0%}" if too_many else ""),
-                        metadata={"share": share, "quarantined": bad, "raw": raw_rows}),
-                ],
-            ))
-        by_rule = preview_markdown(
-            conn,
-            "SELECT source_table, rule, count(*) AS rows, any_value(detail) AS example FROM staging.quarantine "
-            "WHERE month = $month GROUP BY ALL ORDER BY source_table, rows DESC",
-            p,
-        )
+    for table, (kept, bad, raw_rows, dup_keys) in stats.items():
+        share = bad / raw_rows if raw_rows else 0.0
+        too_many = share > config.error_quarantine_share
+        results.append(dg.MaterializeResult(
+            asset_key=["staging", table],
+            metadata={"dagster/row_count": kept, "quarantined_rows": bad, "raw_rows": raw_rows,
+                      "quarantine_share": share, "engine": duckdb.engine},
+            check_results=[
+                dg.AssetCheckResult(asset_key=["staging", table], check_name="rows_conserved", passed=raw_rows == kept + bad,
+                                    metadata={"raw": raw_rows, "staged": kept, "quarantined": bad}),
+                dg.AssetCheckResult(asset_key=["staging", table], check_name="unique_key", passed=dup_keys == 0,
+                                    metadata={"duplicated_keys": dup_keys}),
+                dg.AssetCheckResult(
+                    asset_key=["staging", table], check_name="quarantine_share",
+                    passed=share <= config.warn_quarantine_share,
+                    severity=dg.AssetCheckSeverity.ERROR if too_many else dg.AssetCheckSeverity.WARN,
+                    description=f"{bad:,} of {raw_rows:,} raw.{table} rows quarantined ({share:.1%})"
+                                + (f", above the error share {config.error_quarantine_share:.0%}" if too_many else ""),
+                    metadata={"share": share, "quarantined": bad, "raw": raw_rows}),
+            ],
+        ))
     yield from results
     yield dg.MaterializeResult(
         asset_key=QUARANTINE_KEY,
         metadata={"dagster/row_count": sum(quarantined.values()), "by_table": quarantined,
-                  "by_rule": dg.MetadataValue.md(by_rule)},
+                  "by_rule": dg.MetadataValue.md(by_rule), "engine": duckdb.engine},
     )

@@ -22,6 +22,7 @@ from assets import (
     segments,
     staging,
 )
+from crmagent_dagster.engines.spark import SparkEngine, engine_from_env
 from crmagent_dagster.llm import llm_resource_from_env
 from crmagent_dagster.resources import CRMWarehouse, LogSource, duckdb_path, landing_dir
 from crmagent_dagster.schedules import (
@@ -59,7 +60,8 @@ def build_definitions(database: str | None = None, landing: str | None = None, s
         # run a job's steps in one process, as `crmagent refresh` does, and publish the snapshot once per run.
         executor=dg.in_process_executor,
         resources={
-            "duckdb": CRMWarehouse(database=database or duckdb_path()),
+            "duckdb": CRMWarehouse(database=database or duckdb_path(), engine=engine_from_env(),
+                                   spark=SparkEngine.from_env() if engine_from_env() == "spark" else None),
             "llm": llm_resource_from_env(),
             "log_source": LogSource(landing_dir=landing or landing_dir(), synthetic_logs=logs,
                                     seed=int(os.environ.get("CRMAGENT_SEED", "7")),

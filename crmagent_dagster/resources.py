@@ -13,6 +13,7 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from crmagent_dagster.engines.spark import ENGINES, SparkEngine
 from crmagent_dagster.landing import (
     LandingMissing,
     ManifestRow,
@@ -82,6 +83,23 @@ class CRMWarehouse(DuckDBResource):
 
     publish_snapshot: bool = Field(default=True, description="Publish the dashboard snapshot after each run.")
     lock_timeout_s: float = Field(default=600.0, description="How long a run waits for another process's write lock.")
+    # --- the SQL engine (engines/spark.py): on this resource, so every existing `resources=` keeps working ---
+    engine: str = Field(default="duckdb", description="Where the SQL stages raw -> quartile labels run: duckdb, or "
+                                                      "spark (a Parquet lake; the agents' tables copied back here). "
+                                                      "$CRMAGENT_ENGINE in the project's Definitions.")
+    spark: SparkEngine | None = Field(default=None, description="Spark settings when engine is spark (default: "
+                                                                "local[*], the lake beside this file).")
+
+    def spark_engine(self) -> SparkEngine:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine {self.engine!r}: expected one of {', '.join(ENGINES)}")
+        return self.spark or SparkEngine()
+
+    @property
+    def on_spark(self) -> bool:
+        self.spark_engine()  # validates the setting
+        return self.engine == "spark"
+    # --- end of the SQL engine ---
 
     @contextmanager
     def get_connection(self) -> Iterator:
