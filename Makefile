@@ -44,8 +44,9 @@ dev: install
 	$(BIN)/crmagent review --host 127.0.0.1 --port 3001 & review=$$!; trap "kill $$review" EXIT; \
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg dev -h 127.0.0.1 -p 3000
 
+# `make bench BIG=1` adds a 30M-log month on DuckDB (about 15 min); the Spark column needs Java 17+.
 bench: install
-	$(BIN)/python bench/bench_pipeline.py --logs 3000000
+	$(BIN)/python bench/bench_pipeline.py --logs 3000000 $(if $(BIG),--big)
 	$(BIN)/python bench/bench_llm.py
 	$(BIN)/python bench/quality.py
 

@@ -82,8 +82,8 @@ LABELS_SQL = """SELECT segment, shop_id, template_id, product_id, voucher_id, pe
                 FROM core.quartile_labels WHERE month = $month AND performance_label <> 'insufficient_samples'"""
 
 
-def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --- children: one measurement each, printing one JSON line -------------------------------------------------------
@@ -144,9 +144,68 @@ def _export_labels(conn, path: Path) -> None:
 
 
 def child_spark(landing: Path, work: Path) -> dict:
-    from crmagent_dagster.engines.spark import bench_month
+    """The same stages as the Dagster assets run them on Spark local, from the landing files to labels in the lake."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
 
-    return bench_month(landing, work / "lake", MONTH, work / "spark_labels.parquet")
+    from crmagent_dagster import pipeline as P
+    from crmagent_dagster.engines import spark as S
+
+    settings = P.LabelSettings()
+    engine = S.SparkEngine(master="local[*]", lake_dir=str(work / "lake"),
+                           conf={"spark.driver.memory": "2g", "spark.ui.enabled": "false"})
+    spark = engine.session()
+    lake = engine.lake(str(work / "spark.duckdb"))
+    stages, start = {}, time.perf_counter()
+
+    def stage(label, fn):
+        t = time.perf_counter()
+        fn()
+        stages[label] = stages.get(label, 0.0) + time.perf_counter() - t
+
+    stage("raw (reads landing)", lambda: S.load_raw_month(spark, lake, landing, MONTH))
+    for table in P.STAGED_TABLES:
+        stage("staging", lambda: S.stage_table(spark, lake, table, MONTH))
+    stage("log engagement", lambda: (S.write_event_weights(spark, lake),
+                                     S.write_model(spark, lake, "core.log_engagement", {"month": MONTH})))
+    stage("aggregates", lambda: S.write_model(spark, lake, "core.engagement_aggregates", {"month": MONTH}))
+    for segment in P.SEGMENT_KEYS:
+        stage("labels (11 segments)", lambda: S.write_model(
+            spark, lake, "core.quartile_labels", {"month": MONTH, "segment": segment},
+            {"min_samples": settings.min_samples, "strong_share": settings.strong_share,
+             "weak_share": settings.weak_share}))
+    seconds = time.perf_counter() - start
+    labels = (spark.read.parquet(lake.path("core.quartile_labels"))
+              .where((F.col("month") == MONTH) & (F.col("performance_label") != "insufficient_samples"))
+              .selectExpr("segment", "shop_id", "template_id", "product_id", "voucher_id",
+                          "performance_label AS label").toPandas())
+    pq.write_table(pa.Table.from_pandas(labels, preserve_index=False), work / "spark_labels.parquet")
+    jvm_mb = _descendants_peak_mb()
+    spark.stop()
+    return {"seconds": seconds, "stages": stages, "jvm_mb": jvm_mb}
+
+
+def _descendants_peak_mb() -> float:
+    """Peak RSS (VmHWM) of this process's live descendants: Spark's JVM, which RUSAGE_CHILDREN cannot see yet."""
+    parents, peak = {}, {}
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            parents[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            hwm = [line for line in (proc / "status").read_text().splitlines() if line.startswith("VmHWM:")]
+            peak[int(proc.name)] = int(hwm[0].split()[1]) / 1024 if hwm else 0.0
+        except (ValueError, OSError, IndexError):
+            continue
+
+    def descends(pid: int) -> bool:
+        while pid in parents and pid > 1:
+            pid = parents[pid]
+            if pid == os.getpid():
+                return True
+        return False
+
+    return sum(mb for pid, mb in peak.items() if descends(pid))
 
 
 def run_child(kind: str, landing: Path, work: Path, name: str | None = None) -> dict:
@@ -200,7 +259,9 @@ def measure(logs: int, seed: int, spark: bool, root: Path) -> list[str]:
     if spark:
         sp = run_child("spark", landing, work)
         rows.append(f"  {'Spark local pipeline':26s} {'(reads landing)':>9s} {sp['seconds']:11.1f}s "
-                    f"{sp['seconds'] / floor['seconds']:7.2f}x {sp['rss_mb']:8,.0f} MB (incl. JVM)")
+                    f"{sp['seconds'] / floor['seconds']:7.2f}x {sp['rss_mb']:8,.0f} MB (Python + JVM)")
+        for label, seconds in sp["stages"].items():
+            rows.append(f"    {label:24s} {'':9s} {seconds:11.1f}s")
         rows.append(f"  {'':26s} Spark / (DuckDB load + pipeline) "
                     f"{sp['seconds'] / (duck['load'] + duck['seconds']):.2f}x")
         checks.append(("Spark", "spark"))
@@ -229,7 +290,7 @@ def main() -> None:
         result = {"floor": lambda: child_floor(args.landing, args.work),
                   "duckdb": lambda: child_duckdb(args.landing, args.work, args.name),
                   "spark": lambda: child_spark(args.landing, args.work)}[args.child]()
-        result["rss_mb"] = peak_mb() + (peak_mb(resource.RUSAGE_CHILDREN) if args.child == "spark" else 0)
+        result["rss_mb"] = peak_mb() + result.pop("jvm_mb", 0.0)
         print(json.dumps(result))
         return
     root = Path(tempfile.mkdtemp(prefix="crmagent-bench-"))
