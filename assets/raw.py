@@ -5,7 +5,7 @@ import dagster as dg
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.raw_schema import RAW_TABLES
 from crmagent_dagster.resources import CRMWarehouse, LogSource
-from crmagent_dagster.sql import preview_markdown
+from crmagent_dagster.sql import preview_markdown, run
 
 TRUTH_KEY = dg.AssetKey(["raw", "synthetic_template_truth"])
 MANIFEST_KEY = dg.AssetKey(["raw", "landing_manifest"])
@@ -68,12 +68,12 @@ def raw_month(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, log_sourc
         context.log.info(f"raw {month}: {kind} from {loaded.source}")
         manifest = preview_markdown(conn, "SELECT source_table, file, format, rows, encoding, rows_with_issues "
                                           "FROM raw.landing_manifest WHERE month = $month ORDER BY source_table, file", p)
-        counts = {t: conn.execute(f"SELECT count(*) FROM raw.{t} WHERE month = $month", p).fetchone()[0]
+        counts = {t: run(conn, f"SELECT count(*) FROM raw.{t} WHERE month = $month", p)[0][0]
                   for t in RAW_TABLES}
         previews = {t: preview_markdown(conn, f"SELECT * EXCLUDE (month) FROM raw.{t} WHERE month = $month LIMIT 5", p)
                     for t in RAW_TABLES}
-        truth_rows = conn.execute("SELECT count(*) FROM raw.synthetic_template_truth WHERE month = $month",
-                                  p).fetchone()[0]
+        truth_rows = run(conn, "SELECT count(*) FROM raw.synthetic_template_truth WHERE month = $month",
+                               p)[0][0]
     common = {"source": loaded.source, "synthetic": loaded.synthetic}
     for table in RAW_TABLES:
         files = [m for m in loaded.manifest if m.table == table]

@@ -26,6 +26,7 @@ from assets import engagement, raw, segments, staging  # noqa: E402
 from crmagent_dagster import pipeline as P  # noqa: E402
 from crmagent_dagster.landing import load_landing_month, write_landing_month  # noqa: E402
 from crmagent_dagster.resources import CRMWarehouse, LogSource  # noqa: E402
+from crmagent_dagster.sql import run  # noqa: E402
 from crmagent_dagster.synthetic.month import generate_month  # noqa: E402
 
 MONTH = "2025-04"
@@ -118,18 +119,18 @@ def main() -> None:
             P.label_segment(conn, MONTH, segment, settings)
 
     t_pipe, _ = timed(pipeline)
-    t_floor, _ = timed(lambda: conn.execute(FLOOR_SQL, {"month": MONTH, "segments": list(P.SEGMENT_KEYS),
-                                                        "min_samples": settings.min_samples}))
+    t_floor, _ = timed(lambda: run(conn, FLOOR_SQL, {"month": MONTH, "segments": list(P.SEGMENT_KEYS),
+                                                     "min_samples": settings.min_samples}))
     mem_pipe = peak_mb()
-    labelled, agree = conn.execute(
+    labelled, agree = run(conn,
         """SELECT count(*), count(*) FILTER (WHERE f.label = q.performance_label)
            FROM floor_labels f JOIN core.quartile_labels q ON q.month = $month AND q.segment = f.segment
              AND q.shop_id = f.shop_id AND q.template_id = f.template_id
              AND q.product_id IS NOT DISTINCT FROM f.product_id AND q.voucher_id IS NOT DISTINCT FROM f.voucher_id""",
-        {"month": MONTH}).fetchone()
-    n_floor = conn.execute("SELECT count(*) FROM floor_labels").fetchone()[0]
-    groups, weak = conn.execute("SELECT count(*), count(*) FILTER (WHERE performance_label = 'weak') "
-                                "FROM core.quartile_labels").fetchone()
+        {"month": MONTH})[0]
+    n_floor = run(conn, "SELECT count(*) FROM floor_labels")[0][0]
+    groups, weak = run(conn, "SELECT count(*), count(*) FILTER (WHERE performance_label = 'weak') "
+                             "FROM core.quartile_labels")[0]
     conn.close()
 
     t_dag = None
