@@ -26,7 +26,7 @@ def test_a_month_spanning_many_row_groups_survives_reopen(tmp_path):
     # ... and after reopening the file.
     with duckdb.connect(path) as conn:
         scanned = conn.execute("SELECT month, count(*) FROM raw.delivery_logs GROUP BY month").fetchall()
-        distinct = conn.execute("SELECT count(DISTINCT _row_id) FROM raw.delivery_logs").fetchone()[0]
+        distinct = conn.execute("SELECT count(DISTINCT _row_id) FROM raw.delivery_logs").fetchall()[0][0]
         staged, quarantined = P.stage_table(conn, "delivery_logs", "2025-04")
     assert scanned == [("2025-04", expected)]
     assert distinct == expected

@@ -101,6 +101,6 @@ def test_engagement_scores_are_heavy_tailed(conn, small_month):
     run_month(conn)
     mean, median, p99 = conn.execute(
         "SELECT avg(mean_score), median(mean_score), quantile_cont(mean_score, 0.99) FROM core.engagement_aggregates"
-    ).fetchone()
+    ).fetchall()[0]
     assert mean > median  # right-skewed, as in Fig. 8
     assert p99 > 4 * median
