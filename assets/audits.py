@@ -7,7 +7,7 @@ from crmagent_dagster.agents.io import llm_metadata, write_rows
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import fetch_dicts, preview_markdown
+from crmagent_dagster.sql import fetch_dicts, preview_markdown, run
 
 AUDITS = dg.AssetKey(["agents", "template_audits"])
 
@@ -25,8 +25,8 @@ def template_audits(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, llm
         rewrites = fetch_dicts(conn, "SELECT * FROM agents.template_rewrites WHERE month = $month AND segment = $segment", p)
         out = workflow.audit_templates(ctx, rows, rewrites)
         n = write_rows(conn, "agents.template_audits", out, month, segment)
-        dup = conn.execute("SELECT count(*) - count(DISTINCT (aggregate_id, version)) FROM agents.template_audits "
-                           "WHERE month = $month AND segment = $segment", p).fetchone()[0]
+        dup = run(conn, "SELECT count(*) - count(DISTINCT (aggregate_id, version)) FROM agents.template_audits "
+                        "WHERE month = $month AND segment = $segment", p)[0][0]
         shares = preview_markdown(conn, "SELECT version, error_type, count(*) AS n FROM agents.template_audits "
                                         "WHERE month = $month AND segment = $segment GROUP BY ALL ORDER BY version, n DESC", p)
     expected = sum(r["performance_label"] == "weak" for r in rows) + sum(w["status"] == "ok" for w in rewrites)

@@ -12,7 +12,7 @@ from crmagent_dagster.experiments.deploy import DeploymentSettings, plan_deploym
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
 from crmagent_dagster.review.store import ensure_table
-from crmagent_dagster.sql import preview_markdown, transaction, write_frame
+from crmagent_dagster.sql import preview_markdown, run, transaction, write_frame
 
 REVIEWS = dg.AssetKey(["agents", "rewrite_reviews"])
 DEPLOYMENTS = dg.AssetKey(["agents", "deployments"])
@@ -57,16 +57,16 @@ def deployments(context: dg.AssetExecutionContext, config: DeploymentConfig, duc
         rows = plan.frame()
         with transaction(conn):
             n = write_frame(conn, "agents.deployments", rows, p)
-        unchecked = conn.execute("""
+        unchecked = run(conn, """
             SELECT count(*) FROM agents.deployments d
             LEFT JOIN agents.template_rewrites w USING (month, segment, aggregate_id)
             LEFT JOIN agents.rewrite_reviews r ON r.review_id = d.review_id
             WHERE d.month = $month AND d.segment = $segment
               AND NOT (CASE WHEN d.deployed_as = 'rewrite' THEN coalesce(w.status = 'ok' AND w.guard_passed, false)
                             ELSE coalesce(NOT list_contains(
-                                     json_extract(r.guard_checks, '$[*].passed')::BOOLEAN[], false), false) END)""", p).fetchone()[0] if n else 0
-        dup = conn.execute("SELECT count(*) - count(DISTINCT experiment_id), count(*) - count(DISTINCT aggregate_id) "
-                           "FROM agents.deployments WHERE month = $month AND segment = $segment", p).fetchone()
+                                     json_extract(r.guard_checks, '$[*].passed')::BOOLEAN[], false), false) END)""", p)[0][0] if n else 0
+        dup = run(conn, "SELECT count(*) - count(DISTINCT experiment_id), count(*) - count(DISTINCT aggregate_id) "
+                        "FROM agents.deployments WHERE month = $month AND segment = $segment", p)[0]
         preview = preview_markdown(conn, "SELECT experiment_id, approved_by, deployed_as, variant_title, variant_body "
                                          "FROM agents.deployments WHERE month = $month AND segment = $segment "
                                          "ORDER BY experiment_id LIMIT 6", p)

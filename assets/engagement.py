@@ -7,14 +7,14 @@ from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.pipeline import aggregate_engagement, score_logs
 from crmagent_dagster.resources import CRMWarehouse
 from crmagent_dagster.segments import EVENT_WEIGHTS
-from crmagent_dagster.sql import frame_markdown, preview_markdown
+from crmagent_dagster.sql import frame_markdown, preview_markdown, run
 
 MIN_SCORE = sum(w for w in EVENT_WEIGHTS.values() if w < 0)
 MAX_SCORE = sum(w for w in EVENT_WEIGHTS.values() if w > 0)
 
 
 def _one(conn, sql: str, month: str):
-    return conn.execute(sql, {"month": month}).fetchone()
+    return run(conn, sql, {"month": month})[0]
 
 
 @dg.asset(

@@ -25,7 +25,7 @@ from crmagent_dagster.partitions import (
 from crmagent_dagster.plots import markdown_image, scatter
 from crmagent_dagster.report import charts
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import fetch_dicts, preview_markdown, table_exists, transaction, write_frame, write_model
+from crmagent_dagster.sql import fetch_dicts, preview_markdown, run, table_exists, transaction, write_frame, write_model
 
 DELIVERIES = dg.AssetKey(["core", "experiment_deliveries"])
 UPLIFT = dg.AssetKey(["agents", "realized_uplift"])
@@ -79,8 +79,8 @@ def realized_uplift(context: dg.AssetExecutionContext, config: UpliftConfig, duc
                 if has_deployments else 0
             rows = [r.as_row() for r in measure(conn, month, segment, config.settings())] if has_deployments else []
             n = write_rows(conn, "agents.realized_uplift", rows, month, segment)
-        deployed = conn.execute("SELECT count(*) FROM agents.deployments WHERE month = $m AND segment = $s",
-                                {"m": deploy_month, "s": segment}).fetchone()[0] if has_deployments else 0
+        deployed = run(conn, "SELECT count(*) FROM agents.deployments WHERE month = $m AND segment = $s",
+                             {"m": deploy_month, "s": segment})[0][0] if has_deployments else 0
         preview = preview_markdown(conn, "SELECT experiment_id, label, n_treatment, n_control, round(difference, 3) AS "
                                          "difference, round(ci_low, 3) AS ci_low, round(ci_high, 3) AS ci_high "
                                          "FROM agents.realized_uplift WHERE month = $month AND segment = $segment "

@@ -6,7 +6,7 @@ from crmagent_dagster.engines import spark_stages
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.raw_schema import RAW_TABLES
 from crmagent_dagster.resources import CRMWarehouse, LogSource
-from crmagent_dagster.sql import preview_markdown
+from crmagent_dagster.sql import preview_markdown, run
 
 TRUTH_KEY = dg.AssetKey(["raw", "synthetic_template_truth"])
 MANIFEST_KEY = dg.AssetKey(["raw", "landing_manifest"])
@@ -69,12 +69,12 @@ def raw_month(context: dg.AssetExecutionContext, duckdb: CRMWarehouse, log_sourc
     with duckdb.get_connection() as conn:
         if not duckdb.on_spark:
             loaded = log_source.load_month(conn, month)
-            counts = {t: conn.execute(f"SELECT count(*) FROM raw.{t} WHERE month = $month", p).fetchone()[0]
+            counts = {t: run(conn, f"SELECT count(*) FROM raw.{t} WHERE month = $month", p)[0][0]
                       for t in RAW_TABLES}
             previews = {t: preview_markdown(conn, f"SELECT * EXCLUDE (month) FROM raw.{t} WHERE month = $month LIMIT 5",
                                             p) for t in RAW_TABLES}
-            truth_rows = conn.execute("SELECT count(*) FROM raw.synthetic_template_truth WHERE month = $month",
-                                      p).fetchone()[0]
+            truth_rows = run(conn, "SELECT count(*) FROM raw.synthetic_template_truth WHERE month = $month",
+                                   p)[0][0]
         kind = "SYNTHETIC (generated, not your data)" if loaded.synthetic else "landing files"
         context.log.info(f"raw {month}: {kind} from {loaded.source} ({duckdb.engine})")
         manifest = preview_markdown(conn, "SELECT source_table, file, format, rows, encoding, rows_with_issues "

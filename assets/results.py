@@ -11,7 +11,7 @@ from crmagent_dagster.partitions import (
 from crmagent_dagster.plots import markdown_image
 from crmagent_dagster.report import report_dir, section, write_report
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import create_view, table_exists, transaction, write_model
+from crmagent_dagster.sql import create_view, run, table_exists, transaction, write_model
 
 TABLES = {  # in build order: table1 shows judge validity beside each segment
     "judge_validity": "Judge validity: Spearman rho (95% CI) of judge scores vs observed engagement of originals.",
@@ -83,7 +83,7 @@ def paper_tables(context: dg.AssetExecutionContext, duckdb: CRMWarehouse):
                 sections.append((name, description, *section(conn, name, month, ORDER[name])[1:]))
         for name in MARTS:  # views: always current, so (re)creating them is all a month needs
             create_view(conn, f"marts.{name}")
-            rows = conn.execute(f"SELECT count(*) FROM marts.{name} WHERE month = $month", {"month": month}).fetchone()[0]
+            rows = run(conn, f"SELECT count(*) FROM marts.{name} WHERE month = $month", {"month": month})[0][0]
             metadata[("marts", name)] = {"rows_for_month": rows}
     path = write_report(report_dir(duckdb.database), month, sorted(sections, key=lambda s: REPORT_ORDER.index(s[0])))
     context.log.info(f"report for {month}: {path}")

@@ -8,7 +8,7 @@ from crmagent_dagster.agents.io import index_path, write_rows
 from crmagent_dagster.agents.retrieval import DIMENSION, read_index
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import preview_markdown, table_exists
+from crmagent_dagster.sql import preview_markdown, run, table_exists
 
 INDEX = dg.AssetKey(["agents", "strong_template_index"])
 MATCHES = dg.AssetKey(["agents", "exemplar_matches"])
@@ -65,12 +65,12 @@ def exemplar_matches(context: dg.AssetExecutionContext, config: RetrievalConfig,
         matches = workflow.match_exemplars(ctx, rows, index_path(duckdb.database, month, segment), config.top_k,
                                            config.min_similarity, proven)
         n = write_rows(conn, "agents.exemplar_matches", matches, month, segment)
-        same_shop = conn.execute("SELECT count(*) FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
-                                 "AND route = 'retrieved' AND exemplar_shop_id = shop_id", p).fetchone()[0]
-        foreign = conn.execute(
+        same_shop = run(conn, "SELECT count(*) FROM agents.exemplar_matches WHERE month = $month AND segment = $segment "
+                              "AND route = 'retrieved' AND exemplar_shop_id = shop_id", p)[0][0]
+        foreign = run(conn,
             "SELECT count(*) FROM agents.exemplar_matches m LEFT JOIN core.labelled_templates l ON l.month = m.month "
             "AND l.segment = m.segment AND l.aggregate_id = m.exemplar_aggregate_id AND l.performance_label = 'strong' "
-            "WHERE m.month = $month AND m.segment = $segment AND l.aggregate_id IS NULL", p).fetchone()[0]
+            "WHERE m.month = $month AND m.segment = $segment AND l.aggregate_id IS NULL", p)[0][0]
         routes = dict(conn.execute("SELECT route, count(DISTINCT aggregate_id) FROM agents.exemplar_matches "
                                    "WHERE month = $month AND segment = $segment GROUP BY 1", p).fetchall())
         preview = preview_markdown(conn, "SELECT route, rank, round(similarity, 3) AS similarity, aggregate_id, "

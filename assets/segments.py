@@ -7,7 +7,7 @@ from crmagent_dagster.engines import spark_stages
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.pipeline import LabelSettings, label_segment
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import preview_markdown, write_model
+from crmagent_dagster.sql import preview_markdown, run, write_model
 
 KEY = dg.AssetKey(["core", "quartile_labels"])
 
@@ -49,12 +49,12 @@ def quartile_labels(context: dg.AssetExecutionContext, config: QuartileConfig, d
             counts = dict(conn.execute(
                 "SELECT performance_label, count(*) FROM core.quartile_labels WHERE month = $month AND segment = $segment "
                 "GROUP BY 1", p).fetchall())
-            dup = conn.execute("SELECT count(*) - count(DISTINCT aggregate_id) FROM core.quartile_labels "
-                               "WHERE month = $month AND segment = $segment", p).fetchone()[0]
-            min_strong, max_weak = conn.execute(
+            dup = run(conn, "SELECT count(*) - count(DISTINCT aggregate_id) FROM core.quartile_labels "
+                            "WHERE month = $month AND segment = $segment", p)[0][0]
+            min_strong, max_weak = run(conn,
                 "SELECT min(mean_score) FILTER (WHERE performance_label = 'strong'), "
                 "max(mean_score) FILTER (WHERE performance_label = 'weak') "
-                "FROM core.quartile_labels WHERE month = $month AND segment = $segment", p).fetchone()
+                "FROM core.quartile_labels WHERE month = $month AND segment = $segment", p)[0]
             examples = preview_markdown(
                 conn,
                 "(SELECT q.performance_label AS label, round(q.mean_score, 3) AS score, q.n_logs, t.title, t.body "
@@ -114,9 +114,9 @@ def labelled_templates(context: dg.AssetExecutionContext, duckdb: CRMWarehouse) 
     p = {"month": month, "segment": segment}
     with duckdb.get_connection() as conn:
         rows = write_model(conn, "core.labelled_templates", p)
-        missing, no_meta = conn.execute(
+        missing, no_meta = run(conn,
             "SELECT count(*) FILTER (WHERE title IS NULL), count(*) FILTER (WHERE metadata_text IS NULL) "
-            "FROM core.labelled_templates WHERE month = $month AND segment = $segment", p).fetchone()
+            "FROM core.labelled_templates WHERE month = $month AND segment = $segment", p)[0]
     return dg.MaterializeResult(
         metadata={"dagster/row_count": rows, "without_product_or_voucher": no_meta},
         check_results=[dg.AssetCheckResult(check_name="every_label_has_text", passed=missing == 0,

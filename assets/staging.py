@@ -7,7 +7,7 @@ from crmagent_dagster.engines import spark_stages
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
 from crmagent_dagster.pipeline import STAGED_TABLES, stage_table
 from crmagent_dagster.resources import CRMWarehouse
-from crmagent_dagster.sql import preview_markdown, transaction
+from crmagent_dagster.sql import preview_markdown, run, transaction
 
 QUARANTINE_KEY = dg.AssetKey(["staging", "quarantine"])
 # Key that must be unique after staging (engagement events have none: repeats are legitimate).
@@ -59,7 +59,7 @@ STAGING_CHECKS = [
 
 
 def _scalar(conn, sql: str, params: dict) -> int:
-    return conn.execute(sql, params).fetchone()[0]
+    return run(conn, sql, params)[0][0]
 
 
 @dg.multi_asset(specs=STAGING_SPECS, check_specs=STAGING_CHECKS, partitions_def=monthly_partitions, pool=DUCKDB_POOL)

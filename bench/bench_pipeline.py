@@ -27,6 +27,8 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from crmagent_dagster.sql import run  # noqa: E402
+
 MONTH = "2025-04"
 BIG_LOGS = 30_000_000
 
@@ -107,10 +109,10 @@ def child_floor(landing: Path, work: Path) -> dict:
     conn = _connect(work / "floor.duckdb")
     load = _load(conn, landing)
     start = time.perf_counter()
-    conn.execute(FLOOR_SQL, {"month": MONTH, "segments": list(P.SEGMENT_KEYS),
-                             "min_samples": P.LabelSettings().min_samples})
+    run(conn, FLOOR_SQL, {"month": MONTH, "segments": list(P.SEGMENT_KEYS),
+                          "min_samples": P.LabelSettings().min_samples})
     seconds = time.perf_counter() - start
-    conn.execute("COPY floor_labels TO $path (FORMAT parquet)", {"path": str(work / "floor_labels.parquet")})
+    run(conn, "COPY floor_labels TO $path (FORMAT parquet)", {"path": str(work / "floor_labels.parquet")})
     return {"load": load, "seconds": seconds}
 
 
@@ -134,13 +136,13 @@ def child_duckdb(landing: Path, work: Path, name: str) -> dict:
         stage("labels (11 segments)", lambda: P.label_segment(conn, MONTH, segment, P.LabelSettings()))
     seconds = time.perf_counter() - start
     _export_labels(conn, work / f"{name}_labels.parquet")
-    groups = conn.execute("SELECT count(*) FROM core.quartile_labels WHERE month = $m", {"m": MONTH}).fetchone()[0]
+    groups = run(conn, "SELECT count(*) FROM core.quartile_labels WHERE month = $m", {"m": MONTH})[0][0]
     return {"load": load, "seconds": seconds, "stages": stages, "groups": groups}
 
 
 def _export_labels(conn, path: Path) -> None:
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE __labels AS {LABELS_SQL}", {"month": MONTH})
-    conn.execute("COPY __labels TO $path (FORMAT parquet)", {"path": str(path)})
+    run(conn, f"CREATE OR REPLACE TEMP TABLE __labels AS {LABELS_SQL}", {"month": MONTH})
+    run(conn, "COPY __labels TO $path (FORMAT parquet)", {"path": str(path)})
 
 
 def child_spark(landing: Path, work: Path) -> dict:
@@ -223,14 +225,14 @@ def run_child(kind: str, landing: Path, work: Path, name: str | None = None) -> 
 def same_labels(work: Path, name: str) -> tuple[int, int, int]:
     """(floor rows, engine rows, rows that agree) comparing full rows."""
     with duckdb.connect() as c:
-        f = c.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(work / "floor_labels.parquet")}).fetchone()[0]
-        e = c.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(work / f"{name}_labels.parquet")}).fetchone()[0]
-        agree = c.execute(
+        f = run(c, "SELECT count(*) FROM read_parquet($p)", {"p": str(work / "floor_labels.parquet")})[0][0]
+        e = run(c, "SELECT count(*) FROM read_parquet($p)", {"p": str(work / f"{name}_labels.parquet")})[0][0]
+        agree = run(c,
             """SELECT count(*) FROM read_parquet($f) f JOIN read_parquet($e) e
                ON e.segment = f.segment AND e.shop_id = f.shop_id AND e.template_id = f.template_id
               AND e.product_id IS NOT DISTINCT FROM f.product_id AND e.voucher_id IS NOT DISTINCT FROM f.voucher_id
               AND e.label = f.label""",
-            {"f": str(work / "floor_labels.parquet"), "e": str(work / f"{name}_labels.parquet")}).fetchone()[0]
+            {"f": str(work / "floor_labels.parquet"), "e": str(work / f"{name}_labels.parquet")})[0][0]
     return f, e, agree
 
 

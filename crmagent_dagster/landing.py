@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 
 from crmagent_dagster.raw_schema import RAW_TABLES
-from crmagent_dagster.sql import ensure_schemas, transaction
+from crmagent_dagster.sql import ensure_schemas, run, transaction
 
 DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".csv.zst")
 # Tables a month cannot do without: a file with only a header for one of these fails the load.
@@ -92,14 +92,14 @@ def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
     ensure_schemas(conn)
     for table, columns in RAW_TABLES.items():
         cols = ", ".join(f"{c} VARCHAR" for c, _, _ in columns)
-        conn.execute(f"CREATE TABLE IF NOT EXISTS raw.{table} (month VARCHAR, {cols}, _source VARCHAR, "
-                     "_row_id BIGINT, _issue VARCHAR)")
+        run(conn, f"CREATE TABLE IF NOT EXISTS raw.{table} (month VARCHAR, {cols}, _source VARCHAR, "
+                  "_row_id BIGINT, _issue VARCHAR)")
         have = {r[0] for r in conn.execute(f"DESCRIBE raw.{table}").fetchall()}
         if "_issue" not in have:
-            conn.execute(f"ALTER TABLE raw.{table} ADD COLUMN _issue VARCHAR")
-    conn.execute("CREATE TABLE IF NOT EXISTS raw.landing_manifest (month VARCHAR, source VARCHAR, "
-                 "source_table VARCHAR, file VARCHAR, format VARCHAR, rows BIGINT, encoding VARCHAR, "
-                 "rows_with_issues BIGINT, loaded_at TIMESTAMP)")
+            run(conn, f"ALTER TABLE raw.{table} ADD COLUMN _issue VARCHAR")
+    run(conn, "CREATE TABLE IF NOT EXISTS raw.landing_manifest (month VARCHAR, source VARCHAR, "
+              "source_table VARCHAR, file VARCHAR, format VARCHAR, rows BIGINT, encoding VARCHAR, "
+              "rows_with_issues BIGINT, loaded_at TIMESTAMP)")
 
 
 # --- reading one file ------------------------------------------------------------------------------
@@ -154,10 +154,10 @@ def _read_in_place(conn: duckdb.DuckDBPyConnection, table: str, path: Path, mont
         source, row_id = "read_parquet($path, file_row_number = true)", "file_row_number"
     else:
         source, row_id = "read_csv($path, all_varchar = true, header = true)", "row_number() OVER () - 1"
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT $month AS month, {exprs}, $source AS _source, "
-                 f"CAST({row_id} AS BIGINT) AS _row_id, CAST(NULL AS VARCHAR) AS _issue FROM {source}",
-                 {"month": month, "path": str(path), "source": str(path), **({"tz": tz} if "$tz" in exprs else {})})
-    return conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+    run(conn, f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT $month AS month, {exprs}, $source AS _source, "
+              f"CAST({row_id} AS BIGINT) AS _row_id, CAST(NULL AS VARCHAR) AS _issue FROM {source}",
+              {"month": month, "path": str(path), "source": str(path), **({"tz": tz} if "$tz" in exprs else {})})
+    return run(conn, f"SELECT count(*) FROM {target}")[0][0]
 
 
 def _csv_text(path: Path, encoding: str) -> str:
@@ -230,8 +230,8 @@ def _read_frame(conn: duckdb.DuckDBPyConnection, table: str, path: Path, month: 
     frame = frame.with_columns(pl.Series("_issue", issues, dtype=pl.Utf8), pl.lit(str(path)).alias("_source"),
                                pl.int_range(pl.len(), dtype=pl.Int64).alias("_row_id"))
     with registered_frame(conn, "__landing", frame):
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT $month AS month, {', '.join(required)}, "
-                     "_source, _row_id, _issue FROM __landing", {"month": month})
+        run(conn, f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT $month AS month, {', '.join(required)}, "
+                  "_source, _row_id, _issue FROM __landing", {"month": month})
     return frame.height
 
 
@@ -300,16 +300,16 @@ class PreparedMonth:
         """Replace every raw table's month and the manifest; call inside a transaction."""
         required = {t: [c for c, _, _ in cols] for t, cols in RAW_TABLES.items()}
         for table, temps in self.temps.items():
-            conn.execute(f"DELETE FROM raw.{table} WHERE month = $month", {"month": self.month})
+            run(conn, f"DELETE FROM raw.{table} WHERE month = $month", {"month": self.month})
             cols = ", ".join(["month", *required[table], "_source", "_row_id", "_issue"])
             for temp in temps:
-                conn.execute(f"INSERT INTO raw.{table} ({cols}) SELECT {cols} FROM {temp}")
+                run(conn, f"INSERT INTO raw.{table} ({cols}) SELECT {cols} FROM {temp}")
         record_manifest(conn, self.month, self.source, self.manifest)
 
     def drop(self, conn: duckdb.DuckDBPyConnection) -> None:
         for temps in self.temps.values():
             for temp in temps:
-                conn.execute(f"DROP TABLE IF EXISTS {temp}")
+                run(conn, f"DROP TABLE IF EXISTS {temp}")
 
 
 def prepare_landing_month(conn: duckdb.DuckDBPyConnection, landing_dir: str | Path, month: str, *,
@@ -353,7 +353,7 @@ def load_landing_month(conn: duckdb.DuckDBPyConnection, landing_dir: str | Path,
 
 
 def record_manifest(conn: duckdb.DuckDBPyConnection, month: str, source: str, manifest: list[ManifestRow]) -> None:
-    conn.execute("DELETE FROM raw.landing_manifest WHERE month = $month", {"month": month})
+    run(conn, "DELETE FROM raw.landing_manifest WHERE month = $month", {"month": month})
     conn.executemany("INSERT INTO raw.landing_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
                      [(month, source, m.table, m.file, m.format, m.rows, m.encoding, m.rows_with_issues)
                       for m in manifest])

@@ -17,6 +17,7 @@ from crmagent_dagster.sql import (
     create_view,
     ensure_schemas,
     is_view,
+    run,
     table_exists,
     transaction,
     write_checked_model,
@@ -88,12 +89,12 @@ def score_logs(conn: duckdb.DuckDBPyConnection) -> None:
     every delivery cost more than computing them: the month filter of a reader reaches the staged tables."""
     ensure_schemas(conn)
     with transaction(conn):
-        conn.execute("CREATE TABLE IF NOT EXISTS core.event_weights (event_type VARCHAR, weight INTEGER)")
-        conn.execute("DELETE FROM core.event_weights")
+        run(conn, "CREATE TABLE IF NOT EXISTS core.event_weights (event_type VARCHAR, weight INTEGER)")
+        run(conn, "DELETE FROM core.event_weights")
         conn.executemany("INSERT INTO core.event_weights VALUES ($event_type, $weight)",
                          [{"event_type": e, "weight": w} for e, w in EVENT_WEIGHTS.items()])
         if table_exists(conn, "core.log_engagement") and not is_view(conn, "core.log_engagement"):
-            conn.execute("DROP TABLE core.log_engagement")  # before 0.14 it was a table; the view replaces it
+            run(conn, "DROP TABLE core.log_engagement")  # before 0.14 it was a table; the view replaces it
         create_view(conn, "core.log_engagement")
 
 

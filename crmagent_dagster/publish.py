@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+from crmagent_dagster.sql import run
+
 # Everything a dashboard needs, nothing per-delivery or per-vector: schemas core/agents/results, the marts
 # (views, published as tables) and the quarantine.
 SKIP = {"core.log_engagement", "core.experiment_deliveries", "agents.metadata_embeddings", "agents.text_embeddings"}
@@ -53,21 +55,21 @@ def publish(conn: duckdb.DuckDBPyConnection, target: Path) -> dict[str, int]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     counts: dict[str, int] = {}
-    conn.execute(f"ATTACH {_quote(tmp)} AS __snapshot")
+    run(conn, f"ATTACH {_quote(tmp)} AS __snapshot")
     try:
         for table in published_tables(conn):
             schema, name = table.split(".")
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS __snapshot.{schema}")
-            conn.execute(f"CREATE TABLE __snapshot.{schema}.{name} AS SELECT * FROM {schema}.{name}")
-            counts[table] = conn.execute(f"SELECT count(*) FROM __snapshot.{schema}.{name}").fetchone()[0]
-        conn.execute("CREATE TABLE __snapshot.main._published (table_name VARCHAR, row_count BIGINT, "
-                     "published_at TIMESTAMP DEFAULT current_timestamp)")
+            run(conn, f"CREATE SCHEMA IF NOT EXISTS __snapshot.{schema}")
+            run(conn, f"CREATE TABLE __snapshot.{schema}.{name} AS SELECT * FROM {schema}.{name}")
+            counts[table] = run(conn, f"SELECT count(*) FROM __snapshot.{schema}.{name}")[0][0]
+        run(conn, "CREATE TABLE __snapshot.main._published (table_name VARCHAR, row_count BIGINT, "
+                  "published_at TIMESTAMP DEFAULT current_timestamp)")
         if counts:  # a run that failed before any dashboard table existed publishes an empty snapshot
             conn.executemany("INSERT INTO __snapshot.main._published (table_name, row_count) VALUES (?, ?)",
                              list(counts.items()))
-        conn.execute("CHECKPOINT __snapshot")
+        run(conn, "CHECKPOINT __snapshot")
     finally:
-        conn.execute("DETACH __snapshot")
+        run(conn, "DETACH __snapshot")
     os.replace(tmp, target)
     wal = tmp.with_name(tmp.name + ".wal")
     if wal.exists():

@@ -50,12 +50,24 @@ def load_sql(table: str) -> str:
     return path.read_text().strip().rstrip(";")
 
 
+def run(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+    """Execute one statement and read its result to the end; returns its rows (DDL/DML: ignore them).
+
+    DuckDB 2 streams results: `conn.execute()` leaves its result open until a fetch returns no rows, or
+    `complete()`/`abort()` ends it (`fetchone()` of a one-row result still leaves it open), and while it is open
+    the connection refuses `conn.sql()`, `register()`/`unregister()` and the like with ResourceInUseException.
+    DuckDB 1.x read every result up front. `fetchall()` ends the result on both, so every statement whose result
+    is not fetched to the end where it runs goes through here.
+    """
+    return (conn.execute(sql) if params is None else conn.execute(sql, dict(params))).fetchall()
+
+
 def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
     """The schemas, and the shared SQL macros (dbt_like_sql/macros/*.sql) on this connection."""
     for schema in SCHEMAS:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        run(conn, f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for macro in sorted((SQL_DIR / "macros").glob("*.sql")):
-        conn.execute(macro.read_text())
+        run(conn, macro.read_text())
 
 
 _OPEN: dict[int, int] = {}  # id(connection) -> depth of open transaction() blocks
@@ -73,15 +85,15 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         finally:
             _OPEN[key] -= 1
         return
-    conn.execute("BEGIN TRANSACTION")
+    run(conn, "BEGIN TRANSACTION")
     _OPEN[key] = 1
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        run(conn, "ROLLBACK")
         raise
     else:
-        conn.execute("COMMIT")
+        run(conn, "COMMIT")
     finally:
         _OPEN.pop(key, None)
 
@@ -101,27 +113,27 @@ def _add_new_columns(conn, table: str, relation: str, params: Mapping[str, Any] 
     if set(stored) - set(produced) or any(produced[c] != stored[c] for c in set(stored) & set(produced)):
         return
     for name in [c for c in produced if c not in stored]:
-        conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(name)} {produced[name]}")
+        run(conn, f"ALTER TABLE {table} ADD COLUMN {_column(name)} {produced[name]}")
 
 
 def _replace_from(conn, table: str, relation: str, partition: Mapping[str, str]) -> int:
     """Inside an open transaction: make `table`'s partition equal to `relation`'s rows."""
     _table(table)
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {relation} WITH NO DATA")
-    stray = conn.execute(f"SELECT count(*) FROM {relation} WHERE NOT ({_where(partition)})", dict(partition)).fetchone()[0]
+    run(conn, f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {relation} WITH NO DATA")
+    stray = run(conn, f"SELECT count(*) FROM {relation} WHERE NOT ({_where(partition)})", dict(partition))[0][0]
     if stray:
         raise ModelError(f"{table}: model produced {stray} row(s) outside partition {dict(partition)}")
     _add_new_columns(conn, table, relation)
-    conn.execute(f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
+    run(conn, f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
     try:
-        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {relation}")
+        run(conn, f"INSERT INTO {table} BY NAME SELECT * FROM {relation}")
     except duckdb.BinderException as e:
         raise ModelError(
             f"{table}: the model's columns no longer match the stored table ({e}). "
             f"Schema changes are deliberate: migrate or drop {table} before re-running."
         ) from e
-    produced = conn.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
-    stored = conn.execute(f"SELECT count(*) FROM {table} WHERE {_where(partition)}", dict(partition)).fetchone()[0]
+    produced = run(conn, f"SELECT count(*) FROM {relation}")[0][0]
+    stored = run(conn, f"SELECT count(*) FROM {table} WHERE {_where(partition)}", dict(partition))[0][0]
     if stored != produced:  # never commit a partition that lost rows on the way in
         raise ModelError(f"{table}: wrote {stored} row(s) for {dict(partition)} but the model produced {produced}")
     return produced
@@ -141,17 +153,17 @@ def write_model(
     bound = {**partition, **(params or {})}
     query = f"SELECT * FROM ({sql})"
     with transaction(conn):
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS {query} LIMIT 0", bound)
+        run(conn, f"CREATE TABLE IF NOT EXISTS {table} AS {query} LIMIT 0", bound)
         _add_new_columns(conn, table, query, bound)
-        conn.execute(f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
+        run(conn, f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
         try:
-            inserted = conn.execute(f"INSERT INTO {table} BY NAME {query}", bound).fetchone()[0]
+            inserted = run(conn, f"INSERT INTO {table} BY NAME {query}", bound)[0][0]
         except duckdb.BinderException as e:
             raise ModelError(
                 f"{table}: the model's columns no longer match the stored table ({e}). "
                 f"Schema changes are deliberate: migrate or drop {table} before re-running."
             ) from e
-        stored = conn.execute(f"SELECT count(*) FROM {table} WHERE {_where(partition)}", dict(partition)).fetchone()[0]
+        stored = run(conn, f"SELECT count(*) FROM {table} WHERE {_where(partition)}", dict(partition))[0][0]
         if stored != inserted:
             raise ModelError(f"{table}: model produced {inserted - stored} row(s) outside partition {dict(partition)}"
                              if inserted > stored else
@@ -163,7 +175,7 @@ def create_view(conn: duckdb.DuckDBPyConnection, view: str) -> None:
     """(Re)create `schema.view` from dbt_like_sql/<schema>/<view>.sql; views hold no partitions."""
     sql = load_sql(view)
     ensure_schemas(conn)
-    conn.execute(f"CREATE OR REPLACE VIEW {_table(view)} AS {sql}")
+    run(conn, f"CREATE OR REPLACE VIEW {_table(view)} AS {sql}")
 
 
 def write_checked_model(
@@ -185,13 +197,13 @@ def write_checked_model(
     partition = {"month": month}
     q_partition = {"month": month, "source_table": raw_table}
     with transaction(conn):
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE __checked AS {sql}", {**partition, **(params or {})})
-        conn.execute("CREATE OR REPLACE TEMP VIEW __good AS SELECT * EXCLUDE (_rule, _detail) FROM __checked WHERE _rule IS NULL")
+        run(conn, f"CREATE OR REPLACE TEMP TABLE __checked AS {sql}", {**partition, **(params or {})})
+        run(conn, "CREATE OR REPLACE TEMP VIEW __good AS SELECT * EXCLUDE (_rule, _detail) FROM __checked WHERE _rule IS NULL")
         good = _replace_from(conn, table, "__good", partition)
-        conn.execute(
+        run(conn,
             f"""CREATE OR REPLACE TEMP TABLE __bad AS
                 SELECT c.month, $source_table AS source_table, c._source, c._row_id, c._rule AS rule,
-                       c._detail AS detail, to_json(r) AS raw_record
+                    c._detail AS detail, to_json(r) AS raw_record
                 FROM __checked c JOIN {raw_table} r
                   ON r.month = c.month AND r._source = c._source AND r._row_id = c._row_id
                 WHERE c._rule IS NOT NULL""",
@@ -199,7 +211,7 @@ def write_checked_model(
         )
         bad = _replace_from(conn, QUARANTINE_TABLE, "__bad", q_partition)
         for name in ("VIEW __good", "TABLE __bad", "TABLE __checked"):
-            conn.execute(f"DROP {name}")
+            run(conn, f"DROP {name}")
     return good, bad
 
 
@@ -229,17 +241,17 @@ def write_frame(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, name = _table(table).split(".")
     return bool(
-        conn.execute(
+        run(conn,
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
             {"s": schema, "t": name},
-        ).fetchone()[0]
+        )[0][0]
     )
 
 
 def is_view(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
     schema, view = _table(name).split(".")
-    return bool(conn.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
-                             {"s": schema, "v": view}).fetchone()[0])
+    return bool(run(conn, "SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
+                          {"s": schema, "v": view})[0][0])
 
 
 def fetch_dicts(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import duckdb
 import polars as pl
 
 from crmagent_dagster.raw_schema import RAW_TABLES
-from crmagent_dagster.sql import table_exists
+from crmagent_dagster.sql import run, table_exists
 
 
 def _table(frame: pl.DataFrame) -> str:
@@ -18,15 +18,15 @@ def _table(frame: pl.DataFrame) -> str:
 def _count(conn, table: str, month: str) -> int | None:
     if not table_exists(conn, table):
         return None
-    return conn.execute(f"SELECT count(*) FROM {table} WHERE month = $month", {"month": month}).fetchone()[0]
+    return run(conn, f"SELECT count(*) FROM {table} WHERE month = $month", {"month": month})[0][0]
 
 
 def stage_counts(conn: duckdb.DuckDBPyConnection, month: str) -> pl.DataFrame:
     rows = []
     for t in RAW_TABLES:
         rows.append((t, _count(conn, f"raw.{t}", month), _count(conn, f"staging.{t}", month),
-                     conn.execute("SELECT count(*) FROM staging.quarantine WHERE month = $m AND source_table = $t",
-                                  {"m": month, "t": f"raw.{t}"}).fetchone()[0]
+                     run(conn, "SELECT count(*) FROM staging.quarantine WHERE month = $m AND source_table = $t",
+                               {"m": month, "t": f"raw.{t}"})[0][0]
                      if table_exists(conn, "staging.quarantine") else None))
     return pl.DataFrame(rows, orient="row", schema=["table", "raw", "staged", "quarantined"])
 
@@ -75,11 +75,11 @@ def agent_summary(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
            FROM (SELECT version, error_type, count(*) AS n FROM agents.template_audits WHERE month = $month
                  GROUP BY version, error_type)
            ORDER BY version, n DESC""", params=p).pl()
-    backends = conn.execute(
+    backends = run(conn,
         """SELECT (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.template_rewrites WHERE month = $month),
                   (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.rewrite_scores WHERE month = $month),
                   (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.template_audits WHERE month = $month)""",
-        p).fetchone()
+        p)[0]
     lines = ["", "Weak templates rewritten, rejected (the original stands) or failed; originals flagged for personal "
              "data or a stale deadline; scores (1/3/5) and blind preference per segment:", _table(per_segment),
              f"  writer: {backends[0]}; judge: {backends[1]}; auditor: {backends[2]}"]
@@ -93,8 +93,8 @@ def source_line(conn: duckdb.DuckDBPyConnection, month: str) -> str:
     """Where the month's raw rows came from, said plainly: a synthetic month is never mistaken for real data."""
     if not table_exists(conn, "raw.landing_manifest"):
         return "Source: unknown (loaded before the manifest existed)"
-    found = conn.execute("SELECT any_value(source), count(*), sum(rows) FROM raw.landing_manifest WHERE month = $m",
-                         {"m": month}).fetchone()
+    found = run(conn, "SELECT any_value(source), count(*), sum(rows) FROM raw.landing_manifest WHERE month = $m",
+                      {"m": month})[0]
     if not found or not found[1]:
         return "Source: unknown (no manifest for this month)"
     if found[0].startswith("synthetic:"):
@@ -118,8 +118,8 @@ def uplift_lines(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
         params={"month": month}).pl()
     if not summary.height:
         return ["", f"Realized uplift: no experiment of the month before {month} was measured."]
-    deploy_month = conn.execute("SELECT any_value(deploy_month) FROM results.realized_uplift_summary "
-                                "WHERE month = $month", {"month": month}).fetchone()[0]
+    deploy_month = run(conn, "SELECT any_value(deploy_month) FROM results.realized_uplift_summary "
+                             "WHERE month = $month", {"month": month})[0][0]
     lines = ["", f"Realized uplift of the rewrites deployed in {deploy_month}, measured on {month}'s deliveries "
                  "(treatment - control mean engagement score, 95% CI):", _table(summary)]
     if table_exists(conn, "results.judge_vs_realized"):
@@ -139,11 +139,11 @@ def deployment_lines(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
     by = conn.sql("SELECT CASE WHEN approved_by LIKE 'policy:%' THEN approved_by ELSE 'reviewer' END AS approved_by, "
                   "deployed_as, count(*) AS experiments FROM agents.deployments WHERE month = $month GROUP BY ALL "
                   "ORDER BY ALL", params={"month": month}).pl()
-    waiting = conn.execute(
+    waiting = run(conn,
         """SELECT count(*) FROM agents.template_rewrites w
            WHERE w.month = $month AND w.status = 'ok' AND NOT EXISTS (
                SELECT 1 FROM agents.deployments d WHERE d.month = w.month AND d.segment = w.segment
-                 AND d.aggregate_id = w.aggregate_id)""", {"month": month}).fetchone()[0]
+                 AND d.aggregate_id = w.aggregate_id)""", {"month": month})[0][0]
     return ["", f"Deployed from {month} (experiments for next month's sends):",
             _table(by) if by.height else "  none",
             f"  {waiting} accepted rewrite(s) not deployed (awaiting review, or rejected by a reviewer): "

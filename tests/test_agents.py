@@ -63,7 +63,7 @@ def test_identical_metadata_is_embedded_once_per_month(tmp_path):
     assert (new, reused) == (1, 1)
     _, new, _ = month_embeddings(conn, "2025-05", [text])  # another month embeds its own
     assert new == 1
-    assert conn.execute("SELECT count(*) FROM agents.metadata_embeddings").fetchone()[0] == 4
+    assert conn.execute("SELECT count(*) FROM agents.metadata_embeddings").fetchall()[0][0] == 4
     v = next(iter(vectors.values()))
     assert v.shape == (384,) and abs(float(np.linalg.norm(v)) - 1) < 1e-4  # the real model, normalised
 
@@ -200,7 +200,7 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     assert rows(db, "SELECT count(*) FROM marts.rewrites") == [(weak,)]
     assert rows(db, "SELECT rewrites FROM marts.segment_summary") == [(weak,)]
     with duckdb.connect(str(Path(db).with_name("wh_read.duckdb")), read_only=True) as snap:  # published for readers
-        assert snap.execute("SELECT count(*) FROM marts.rewrites").fetchone()[0] == weak
+        assert snap.execute("SELECT count(*) FROM marts.rewrites").fetchall()[0][0] == weak
     # Re-materializing gives the same rows (no duplicates).
     first = rows(db, "SELECT count(*), sum(hash(new_title || new_body)) FROM agents.template_rewrites")
     assert _materialize(db, LLMResource()).success

@@ -65,7 +65,7 @@ def test_policy_approved_rewrites_become_experiments_with_a_sender_file(loop):
         deployed = c.sql("SELECT * FROM agents.deployments WHERE month = $m", params={"m": MONTH}).pl()
         approvable = c.execute("""SELECT count(*) FROM agents.template_rewrites w JOIN agents.preference_judgments j
             USING (month, segment, aggregate_id) WHERE w.month = $m AND w.status = 'ok' AND w.guard_passed
-            AND j.verdict = 'rewrite' AND j.position_consistent""", {"m": MONTH}).fetchone()[0]
+            AND j.verdict = 'rewrite' AND j.position_consistent""", {"m": MONTH}).fetchall()[0][0]
     assert deployed.height == approvable >= 5
     assert set(deployed["approved_by"]) == {"policy:auto-approve"}
     assert deployed["variant_template_id"].n_unique() == deployed.height
@@ -117,9 +117,9 @@ def test_next_month_sends_them_by_the_rule_and_measures_them_first(loop):
     tmp, _, generated, measured = loop
     assert "experiment(s) deployed in 2025-04" in generated
     with duckdb.connect(str(tmp / "wh.duckdb"), read_only=True) as c:
-        n_deployed = c.execute("SELECT count(*) FROM agents.deployments WHERE month = $m", {"m": MONTH}).fetchone()[0]
+        n_deployed = c.execute("SELECT count(*) FROM agents.deployments WHERE month = $m", {"m": MONTH}).fetchall()[0][0]
         rows = c.sql("SELECT * FROM agents.realized_uplift WHERE month = $m", params={"m": NEXT}).pl()
-        source = c.execute("SELECT any_value(source) FROM raw.landing_manifest WHERE month = $m", {"m": NEXT}).fetchone()[0]
+        source = c.execute("SELECT any_value(source) FROM raw.landing_manifest WHERE month = $m", {"m": NEXT}).fetchall()[0][0]
     assert source.startswith("synthetic-landing:")
     assert rows.height == n_deployed and set(rows["deploy_month"]) == {MONTH}
     assert (rows["n_treatment"] + rows["n_control"]).min() > 0
@@ -171,5 +171,5 @@ def test_retrieval_can_rank_first_the_exemplars_whose_rewrites_realized_uplift(l
         expected = c.execute("""SELECT count(DISTINCT t) FROM (SELECT unnest(w.exemplar_template_ids) AS t
             FROM agents.realized_uplift u JOIN agents.template_rewrites w ON w.month = u.deploy_month
             AND w.segment = u.segment AND w.aggregate_id = u.aggregate_id WHERE u.month = $m AND u.label = 'uplift')""",
-                             {"m": NEXT}).fetchone()[0]
+                             {"m": NEXT}).fetchall()[0][0]
     assert len(proven) == expected

@@ -30,7 +30,7 @@ def resources(tmp_path):
 def fingerprint(db: str, table: str, where: str, params: dict) -> tuple:
     """Row count and an order-independent hash of a partition's rows."""
     with duckdb.connect(db, read_only=True) as c:
-        return c.execute(f"SELECT count(*), sum(hash(t)) FROM {table} t WHERE {where}", params).fetchone()
+        return c.execute(f"SELECT count(*), sum(hash(t)) FROM {table} t WHERE {where}", params).fetchall()[0]
 
 
 def checks_of(result) -> dict[tuple[str, str], bool]:
@@ -91,7 +91,7 @@ def test_rematerializing_replaces_exactly_one_partition(resources, tmp_path):
                     for s in ("abandoned_cart_buyers", "new_buyers")}
     assert labels_after == labels_before
     with duckdb.connect(db, read_only=True) as c:
-        dups = c.execute("SELECT count(*) - count(DISTINCT (month, log_id)) FROM staging.delivery_logs").fetchone()[0]
+        dups = c.execute("SELECT count(*) - count(DISTINCT (month, log_id)) FROM staging.delivery_logs").fetchall()[0][0]
     assert dups == 0
 
 

@@ -55,7 +55,7 @@ def test_repeated_behaviour_counts_once_and_exact_duplicates_are_quarantined(con
     ])
     run_month(conn)
     assert scores(conn) == {"a": 4}
-    assert conn.execute("SELECT count(*) FROM staging.engagement_events").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM staging.engagement_events").fetchall()[0][0] == 2
     assert conn.execute("SELECT rule FROM staging.quarantine").fetchall() == [("duplicate_event",)]
 
 
@@ -122,7 +122,7 @@ def test_minimum_sample_count_excludes_small_groups_from_ranking(conn):
     got = labels(conn)
     assert got["tiny"] == "insufficient_samples"  # best score, but too few deliveries
     assert got["s3"] == "strong" and got["s0"] == "weak"
-    n_ranked = conn.execute("SELECT max(n_ranked) FROM core.quartile_labels").fetchone()[0]
+    n_ranked = conn.execute("SELECT max(n_ranked) FROM core.quartile_labels").fetchall()[0][0]
     assert n_ranked == 4
 
 

@@ -101,7 +101,7 @@ def test_engagement_scores_are_heavy_tailed(conn, small_month):
     run_month(conn)
     mean, median, p99 = conn.execute(
         "SELECT avg(mean_score), median(mean_score), quantile_cont(mean_score, 0.99) FROM core.engagement_aggregates"
-    ).fetchone()
+    ).fetchall()[0]
     assert mean > median  # right-skewed, as in Fig. 8
     assert p99 > 4 * median
 
@@ -130,8 +130,8 @@ def test_a_month_written_in_chunks_is_the_same_month_whatever_the_run_and_stages
         rules = dict(conn.execute("SELECT rule, count(*) FROM staging.quarantine WHERE source_table = "
                                   "'raw.delivery_logs' GROUP BY 1").fetchall())
         parts_with_dups = conn.execute(
-            "SELECT count(DISTINCT _source) FROM staging.quarantine WHERE rule = 'duplicate_log_id'").fetchone()[0]
-        staged = conn.execute("SELECT count(*) FROM staging.delivery_logs").fetchone()[0]
+            "SELECT count(DISTINCT _source) FROM staging.quarantine WHERE rule = 'duplicate_log_id'").fetchall()[0][0]
+        staged = conn.execute("SELECT count(*) FROM staging.delivery_logs").fetchall()[0][0]
     assert {"null_key", "unknown_segment", "malformed_timestamp", "duplicate_log_id"} <= set(rules)
     assert parts_with_dups == 3
     assert staged + sum(rules.values()) == logs.height

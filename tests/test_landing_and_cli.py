@@ -31,7 +31,7 @@ def load(tmp_path, landing, month="2025-04"):
 
 def _count(db: str, sql: str) -> int:
     with duckdb.connect(db, read_only=True) as c:
-        return c.execute(sql).fetchone()[0]
+        return c.execute(sql).fetchall()[0][0]
 
 
 def test_generate_command_writes_a_landing_month_that_the_raw_asset_loads(tmp_path):

@@ -83,7 +83,7 @@ def test_5xx_is_retried_then_fails_only_that_item(conn):
     assert not bad.ok and bad.attempts == 3 and "InternalServerError" in bad.error
     assert sum(r.ok for r in run.results) == 3
     assert server.requests == 3 + 3
-    stored = conn.execute("SELECT status, error FROM llm.calls WHERE custom_id = 'item-1'").fetchone()
+    stored = conn.execute("SELECT status, error FROM llm.calls WHERE custom_id = 'item-1'").fetchall()[0]
     assert stored[0] == "failed" and "500" in stored[1]
 
 
@@ -123,7 +123,7 @@ def test_off_schema_json_fails_with_the_raw_text_recorded(conn):
     assert server.requests == 2 * 3
     r = run.results[0]
     assert not r.ok and r.raw_text == '{"headline": "x"}' and "title" in r.error
-    raw = conn.execute("SELECT raw_text FROM llm.calls WHERE custom_id = 'item-0'").fetchone()[0]
+    raw = conn.execute("SELECT raw_text FROM llm.calls WHERE custom_id = 'item-0'").fetchall()[0][0]
     assert raw == '{"headline": "x"}'
 
 

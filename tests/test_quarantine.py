@@ -62,7 +62,7 @@ def test_every_bad_row_is_quarantined_with_its_rule_and_nothing_is_lost(conn):
 
     # Counts add up for every table: raw = staged + quarantined.
     for table in RAW_TABLES:
-        raw = conn.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0]
+        raw = conn.execute(f"SELECT count(*) FROM raw.{table}").fetchall()[0][0]
         assert sum(results[table]) == raw, table
 
     q = conn.execute("SELECT source_table, rule, detail, raw_record FROM staging.quarantine").fetchall()
@@ -86,12 +86,12 @@ def test_every_bad_row_is_quarantined_with_its_rule_and_nothing_is_lost(conn):
     assert details["malformed_timestamp"] == "sent_at=2025-04-31 25:00:00"
     assert "martians" in next(d for r, d, _ in by_source["raw.plans"] if r == "unknown_segment")
     # The first copy of a duplicated log survives, the replay is the one quarantined.
-    kept_user = conn.execute("SELECT user_id FROM staging.delivery_logs WHERE log_id = 'ok1'").fetchone()[0]
+    kept_user = conn.execute("SELECT user_id FROM staging.delivery_logs WHERE log_id = 'ok1'").fetchall()[0][0]
     assert kept_user == "u1"
     # Good rows arrive typed.
-    price = conn.execute("SELECT price FROM staging.products WHERE product_id = 'pr1'").fetchone()[0]
+    price = conn.execute("SELECT price FROM staging.products WHERE product_id = 'pr1'").fetchall()[0][0]
     assert price == 12.5
-    ship = conn.execute("SELECT discount_value FROM staging.vouchers WHERE voucher_id = 'v_ship'").fetchone()[0]
+    ship = conn.execute("SELECT discount_value FROM staging.vouchers WHERE voucher_id = 'v_ship'").fetchall()[0][0]
     assert ship == 0
 
 
@@ -99,5 +99,5 @@ def test_restaging_replaces_quarantine_rows_instead_of_adding(conn):
     load_raw(conn, delivery_logs=[log("a"), {**log("b"), "segment": "??"}])
     for _ in range(3):
         P.stage_table(conn, "delivery_logs", MONTH)
-    assert conn.execute("SELECT count(*) FROM staging.quarantine").fetchone()[0] == 1
-    assert conn.execute("SELECT count(*) FROM staging.delivery_logs").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM staging.quarantine").fetchall()[0][0] == 1
+    assert conn.execute("SELECT count(*) FROM staging.delivery_logs").fetchall()[0][0] == 1

@@ -132,6 +132,6 @@ def test_wilson_interval_macro_matches_the_formula(conn):
     from crmagent_dagster.sql import ensure_schemas
 
     ensure_schemas(conn)
-    low, high = conn.execute("SELECT round(wilson_low(8, 10), 2), round(wilson_high(8, 10), 2)").fetchone()
+    low, high = conn.execute("SELECT round(wilson_low(8, 10), 2), round(wilson_high(8, 10), 2)").fetchall()[0]
     assert (low, high) == (49.02, 94.33)  # 8 of 10: the textbook Wilson 95% interval
-    assert conn.execute("SELECT wilson_low(0, 20) >= 0 AND wilson_high(20, 20) <= 100.0001").fetchone()[0]
+    assert conn.execute("SELECT wilson_low(0, 20) >= 0 AND wilson_high(20, 20) <= 100.0001").fetchall()[0][0]

@@ -25,7 +25,7 @@ def decision(s: Scenario, aggregate_id: str, kind: str, **kw) -> ReviewDecision:
 def stored(db: str) -> list[tuple]:
     with duckdb.connect(db) as c:
         if not c.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'rewrite_reviews'"
-                         ).fetchone()[0]:
+                         ).fetchall()[0][0]:
             return []
         return c.execute("SELECT aggregate_id, decision, reviewer, edited_title, edited_body, note, source "
                          "FROM agents.rewrite_reviews ORDER BY decided_at").fetchall()
@@ -114,7 +114,7 @@ def test_items_carry_each_rewrite_with_its_evidence(scenario, review_db):
             LEFT JOIN agents.template_audits ao ON ao.aggregate_id = w.aggregate_id AND ao.version = 'original'
             LEFT JOIN agents.template_audits ar ON ar.aggregate_id = w.aggregate_id AND ar.version = 'rewrite'
             """).fetchall()}
-        analysis = conn.execute("SELECT analysis FROM agents.segment_diagnoses").fetchone()[0]
+        analysis = conn.execute("SELECT analysis FROM agents.segment_diagnoses").fetchall()[0][0]
         other_segment = items.load_items(conn, s.month, "new_buyers")
     assert set(got) == set(expected) and other_segment == []
     for agg, (status, body, audit_o, audit_r, as_a, verdict, marketing, policy) in expected.items():

@@ -69,7 +69,7 @@ def saved(page: Page, text: str) -> None:
 def stored(db: str) -> list[tuple]:
     with duckdb.connect(db) as c:
         exists = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'rewrite_reviews'"
-                           ).fetchone()[0]
+                           ).fetchall()[0][0]
         return c.execute("SELECT aggregate_id, decision, reviewer, edited_title, edited_body, note, source "
                          "FROM agents.rewrite_reviews ORDER BY decided_at").fetchall() if exists else []
 
@@ -81,7 +81,7 @@ def test_review_page_approve_edit_reject(scenario, review_db, server, page):
             "SELECT w.aggregate_id FROM agents.template_rewrites w JOIN agents.preference_judgments j "
             "USING (month, segment, aggregate_id) WHERE w.status = 'ok' AND w.guard_passed AND j.verdict = 'rewrite' "
             "AND j.position_consistent").fetchall()}
-        total = c.execute("SELECT count(*) FROM agents.template_rewrites").fetchone()[0]
+        total = c.execute("SELECT count(*) FROM agents.template_rewrites").fetchall()[0][0]
 
     page.goto(server + "/")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")

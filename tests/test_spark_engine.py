@@ -222,10 +222,10 @@ def test_monthly_assets_on_spark(spark, tmp_path):
     assert (db.parent / "lake" / "staging" / "delivery_logs" / f"month={MONTH}").is_dir()
     conn = duckdb.connect(str(db), read_only=True)
     assert conn.execute("SELECT count(*) FROM core.quartile_labels WHERE month = $m AND segment = $s",
-                        {"m": MONTH, "s": segment}).fetchone()[0] > 0
-    assert conn.execute("SELECT count(*) FROM core.log_engagement WHERE month = $m", {"m": MONTH}).fetchone()[0] > 0
+                        {"m": MONTH, "s": segment}).fetchall()[0][0] > 0
+    assert conn.execute("SELECT count(*) FROM core.log_engagement WHERE month = $m", {"m": MONTH}).fetchall()[0][0] > 0
     tables = {r[0] for r in conn.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
     assert "staging.delivery_logs" not in tables and "staging.engagement_events" not in tables
-    assert conn.execute("SELECT count(*) FROM raw.delivery_logs").fetchone()[0] == 0  # raw stays in the lake
-    assert conn.execute("SELECT count(*) FROM raw.landing_manifest WHERE month = $m", {"m": MONTH}).fetchone()[0] == 7
+    assert conn.execute("SELECT count(*) FROM raw.delivery_logs").fetchall()[0][0] == 0  # raw stays in the lake
+    assert conn.execute("SELECT count(*) FROM raw.landing_manifest WHERE month = $m", {"m": MONTH}).fetchall()[0][0] == 7
     conn.close()

@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 import polars as pl
 
-from crmagent_dagster.sql import registered_frame
+from crmagent_dagster.sql import registered_frame, run
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
@@ -131,8 +131,8 @@ def month_embeddings(conn, month: str, texts: list[str], table: str = EMBEDDING_
     """
     if table not in EMBEDDING_TABLES:
         raise ValueError(f"unknown embedding table {table!r}; expected one of {EMBEDDING_TABLES}")
-    conn.execute("CREATE SCHEMA IF NOT EXISTS agents")
-    conn.execute(EMBEDDINGS_DDL.format(table=table))
+    run(conn, "CREATE SCHEMA IF NOT EXISTS agents")
+    run(conn, EMBEDDINGS_DDL.format(table=table))
     wanted = {metadata_key(t): t for t in texts}
     found = conn.execute(f"SELECT metadata_key, embedding FROM {table} "
                          "WHERE month = $month AND list_contains($keys, metadata_key)",
@@ -147,6 +147,6 @@ def month_embeddings(conn, month: str, texts: list[str], table: str = EMBEDDING_
                              schema={"month": pl.Utf8, "metadata_key": pl.Utf8, "metadata_text": pl.Utf8,
                                      "embedding": pl.Array(pl.Float32, DIMENSION), "model": pl.Utf8})
         with registered_frame(conn, "__embeddings", frame):
-            conn.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM __embeddings")
+            run(conn, f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM __embeddings")
         vectors.update(zip(missing, fresh))
     return vectors, len(missing), len(wanted) - len(missing)

@@ -38,7 +38,7 @@ from crmagent_dagster.landing import (
     table_files,
 )
 from crmagent_dagster.raw_schema import RAW_TABLES
-from crmagent_dagster.sql import QUARANTINE_TABLE, ensure_schemas, is_view, table_exists, transaction
+from crmagent_dagster.sql import QUARANTINE_TABLE, ensure_schemas, is_view, run, table_exists, transaction
 
 if TYPE_CHECKING:
     import duckdb
@@ -496,20 +496,20 @@ def load_into_duckdb(conn: duckdb.DuckDBPyConnection, lake: Lake, table: str, pa
         exprs.append(f"CAST({_column(c)} AS {cast}) AS {c}" if cast else _column(c))
     body = ", ".join(exprs)
     if is_view(conn, table):  # core.log_engagement is a view on the DuckDB engine; Spark brings its rows
-        conn.execute(f"DROP VIEW {table}")
+        run(conn, f"DROP VIEW {table}")
     if not table_exists(conn, table):
         if not selects:
             return 0  # nothing to load and nothing stored: the table appears with the first non-empty month
         files, values = selects[0]
-        conn.execute(f"CREATE TABLE {table} AS SELECT {body} FROM ({_relation(columns, values)}) WITH NO DATA",
-                     {"files": files, **values})
-    conn.execute(f"DELETE FROM {table} WHERE {where}", dict(partition))
+        run(conn, f"CREATE TABLE {table} AS SELECT {body} FROM ({_relation(columns, values)}) WITH NO DATA",
+                  {"files": files, **values})
+    run(conn, f"DELETE FROM {table} WHERE {where}", dict(partition))
     produced = 0
     for files, values in selects:
-        conn.execute(f"INSERT INTO {table} BY NAME SELECT {body} FROM ({_relation(columns, values)})",
-                     {"files": files, **values})
-        produced += conn.execute("SELECT count(*) FROM read_parquet($files)", {"files": files}).fetchone()[0]
-    stored = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", dict(partition)).fetchone()[0]
+        run(conn, f"INSERT INTO {table} BY NAME SELECT {body} FROM ({_relation(columns, values)})",
+                  {"files": files, **values})
+        produced += run(conn, "SELECT count(*) FROM read_parquet($files)", {"files": files})[0][0]
+    stored = run(conn, f"SELECT count(*) FROM {table} WHERE {where}", dict(partition))[0][0]
     if stored != produced:
         raise RuntimeError(f"{table}: loaded {stored} row(s) for {dict(partition)} from a lake holding {produced}")
     return stored

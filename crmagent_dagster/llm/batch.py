@@ -23,6 +23,7 @@ import openai
 
 from crmagent_dagster.llm.core import LLMResult, ReplyInvalid, cost_usd, estimate_tokens, parse_reply
 from crmagent_dagster.llm.engine import OnlineEngine, Prepared
+from crmagent_dagster.sql import run
 
 BATCH_URL = "/v1/chat/completions"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
@@ -144,13 +145,13 @@ def batch_id(scope: str, custom_id: str) -> str:
 
 def queue_files(conn, engine: OnlineEngine, prepared: Sequence[Prepared], scope: str) -> list[LLMResult]:
     """Files mode: keep each request that the cache cannot answer until someone exports it; answer 'awaiting'."""
-    conn.execute(PENDING_DDL)
+    run(conn, PENDING_DDL)
     rows = [(batch_id(scope, p.request.custom_id), scope, p.request.custom_id, p.key, p.request.agent, p.settings.model,
              p.settings.chain_of_thought, p.request.schema.__name__, p.request.prompt_version,
              json.dumps({**batch_line(engine, p), "custom_id": batch_id(scope, p.request.custom_id)}, ensure_ascii=False))
             for p in prepared]
     # the scope's latest run says what it still needs: requests it no longer makes (a prompt changed) are dropped
-    conn.execute("DELETE FROM llm.batch_requests WHERE scope = $scope", {"scope": scope})
+    run(conn, "DELETE FROM llm.batch_requests WHERE scope = $scope", {"scope": scope})
     conn.executemany("INSERT OR REPLACE INTO llm.batch_requests (batch_custom_id, scope, custom_id, cache_key, agent, "
                      "model, chain_of_thought, schema_name, prompt_version, line_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                      "?, ?)", rows)
@@ -159,7 +160,7 @@ def queue_files(conn, engine: OnlineEngine, prepared: Sequence[Prepared], scope:
 
 def _open(conn) -> list[dict]:
     """Pending requests the cache does not answer yet."""
-    conn.execute(PENDING_DDL)
+    run(conn, PENDING_DDL)
     cur = conn.execute("SELECT * FROM llm.batch_requests b WHERE NOT EXISTS "
                        "(SELECT 1 FROM llm.cache c WHERE c.cache_key = b.cache_key) ORDER BY scope, custom_id")
     names = [d[0] for d in cur.description]
@@ -175,8 +176,8 @@ def export_pending(conn, path: Path, scope_prefix: str | None = None) -> int:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(r["line_json"] + "\n" for r in rows), encoding="utf-8")
     tmp.replace(path)
-    conn.execute("UPDATE llm.batch_requests SET exported_at = current_timestamp WHERE list_contains($ids, batch_custom_id)",
-                 {"ids": [r["batch_custom_id"] for r in rows]})
+    run(conn, "UPDATE llm.batch_requests SET exported_at = current_timestamp WHERE list_contains($ids, batch_custom_id)",
+              {"ids": [r["batch_custom_id"] for r in rows]})
     return len(rows)
 
 

@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 
 from crmagent_dagster.llm.core import LLMResult
-from crmagent_dagster.sql import registered_frame, transaction
+from crmagent_dagster.sql import registered_frame, run, transaction
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS llm;
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS llm.calls (
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
     for statement in DDL.split(";"):
         if statement.strip():
-            conn.execute(statement)
+            run(conn, statement)
 
 
 def lookup(conn: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -80,7 +80,7 @@ def store(conn: duckdb.DuckDBPyConnection, results: Iterable[LLMResult]) -> int:
     schema = {"cache_key": pl.Utf8, "model": pl.Utf8, "agent": pl.Utf8, "parsed_json": pl.Utf8, "reasoning": pl.Utf8,
               "raw_text": pl.Utf8, "tokens_in": pl.Int64, "tokens_out": pl.Int64, "usage_estimated": pl.Boolean}
     with registered_frame(conn, "__llm_new", pl.DataFrame(rows, schema=schema)):
-        conn.execute("INSERT OR IGNORE INTO llm.cache BY NAME SELECT * FROM __llm_new")
+        run(conn, "INSERT OR IGNORE INTO llm.cache BY NAME SELECT * FROM __llm_new")
     return len(rows)
 
 
@@ -96,5 +96,5 @@ def record_calls(conn: duckdb.DuckDBPyConnection, scope: str, results: Sequence[
               "tokens_in": pl.Int64, "tokens_out": pl.Int64, "usage_estimated": pl.Boolean, "latency_s": pl.Float64,
               "cost_usd": pl.Float64, "error": pl.Utf8, "raw_text": pl.Utf8}
     with registered_frame(conn, "__llm_calls", pl.DataFrame(rows, schema=schema)), transaction(conn):
-        conn.execute("DELETE FROM llm.calls WHERE scope = $scope", {"scope": scope})
-        conn.execute("INSERT INTO llm.calls BY NAME SELECT * FROM __llm_calls")
+        run(conn, "DELETE FROM llm.calls WHERE scope = $scope", {"scope": scope})
+        run(conn, "INSERT INTO llm.calls BY NAME SELECT * FROM __llm_calls")

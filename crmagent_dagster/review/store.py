@@ -20,7 +20,7 @@ from crmagent_dagster.agents import guardrails
 from crmagent_dagster.agents.facts import OfferFacts, month_start
 from crmagent_dagster.agents.guardrails import Check
 from crmagent_dagster.agents.workflow import product_vocabulary
-from crmagent_dagster.sql import ensure_schemas, fetch_dicts, table_exists, transaction
+from crmagent_dagster.sql import ensure_schemas, fetch_dicts, run, table_exists, transaction
 
 Decision = Literal["approve", "edit", "reject"]
 DECISIONS: tuple[str, ...] = ("approve", "edit", "reject")
@@ -84,7 +84,7 @@ def rewrite_hash(title: str | None, body: str | None) -> str:
 
 def ensure_table(conn: duckdb.DuckDBPyConnection) -> None:
     ensure_schemas(conn)
-    conn.execute(DDL)
+    run(conn, DDL)
 
 
 def _rewrite(conn: duckdb.DuckDBPyConnection, d: ReviewDecision) -> dict[str, Any]:
@@ -141,11 +141,11 @@ def record(conn: duckdb.DuckDBPyConnection, d: ReviewDecision, *, now: datetime 
         guard_checks=guardrails.as_records(checks))
     ensure_table(conn)
     with transaction(conn):
-        conn.execute("INSERT INTO agents.rewrite_reviews VALUES ($review_id, $month, $segment, $aggregate_id, "
-                     "$template_id, $decision, $edited_title, $edited_body, $rewrite_hash, $reviewer, $decided_at, "
-                     "$note, $source, $guard_checks)",
-                     {**{k: getattr(out, k) for k in out.__dataclass_fields__ if k != "guard_checks"},
-                      "guard_checks": json.dumps(out.guard_checks, ensure_ascii=False) if checks else None})
+        run(conn, "INSERT INTO agents.rewrite_reviews VALUES ($review_id, $month, $segment, $aggregate_id, "
+                  "$template_id, $decision, $edited_title, $edited_body, $rewrite_hash, $reviewer, $decided_at, "
+                  "$note, $source, $guard_checks)",
+                  {**{k: getattr(out, k) for k in out.__dataclass_fields__ if k != "guard_checks"},
+                   "guard_checks": json.dumps(out.guard_checks, ensure_ascii=False) if checks else None})
     return out
 
 

@@ -18,6 +18,7 @@ import polars as pl
 
 from crmagent_dagster.experiments.assignment import AssignmentRule
 from crmagent_dagster.segments import EVENT_TYPES
+from crmagent_dagster.sql import run
 from crmagent_dagster.synthetic import world
 from crmagent_dagster.vocabulary import VoucherFacts
 
@@ -52,8 +53,8 @@ class Campaign:
 
 def load_campaigns(conn: duckdb.DuckDBPyConnection, deploy_month: str, sends_scale: float = 1.0) -> list[Campaign]:
     """The experiments deployed in `deploy_month` (agents.deployments) with their catalogue rows from that month."""
-    exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'agents' "
-                          "AND table_name = 'deployments'").fetchone()[0]
+    exists = run(conn, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'agents' "
+                       "AND table_name = 'deployments'")[0][0]
     if not exists:
         return []
     rows = conn.execute("""

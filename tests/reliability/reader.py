@@ -23,7 +23,7 @@ while not stop.exists():
         manifest = conn.execute("SELECT table_name, row_count, max(published_at) OVER () FROM _published").fetchall()
         for table, expected, version in manifest:
             stats["versions"].add(str(version))
-            if conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] != expected:
+            if conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] != expected:
                 stats["partial"] += 1
         stats["reads"] += 1
         if held is None and stats["reads"] % 5 == 0:

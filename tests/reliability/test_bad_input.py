@@ -35,7 +35,7 @@ def run_month(res, month: str, segment: str | None = None):
 
 def count(db, sql):
     with duckdb.connect(str(db), read_only=True) as c:
-        return c.execute(sql).fetchone()[0]
+        return c.execute(sql).fetchall()[0][0]
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +100,10 @@ def test_odd_template_texts_and_currencies(tmp_path, month, reliability):
         rules = dict(c.execute("SELECT rule, detail FROM staging.quarantine WHERE source_table IN "
                                "('raw.templates', 'raw.vouchers')").fetchall())
         staged = {t for (t,) in c.execute("SELECT template_id FROM staging.templates").fetchall()}
-        long_body = c.execute("SELECT length(body) FROM staging.templates WHERE template_id = $t", {"t": ids[1]}).fetchone()[0]
-        xyz = c.execute("SELECT currency FROM staging.vouchers WHERE voucher_id = $v", {"v": vids[0]}).fetchone()
+        long_body = c.execute("SELECT length(body) FROM staging.templates WHERE template_id = $t", {"t": ids[1]}).fetchall()[0][0]
+        xyz = c.execute("SELECT currency FROM staging.vouchers WHERE voucher_id = $v", {"v": vids[0]}).fetchall()[0]
         aliases = c.execute("SELECT list(currency ORDER BY voucher_id = $b) FROM staging.vouchers "
-                            "WHERE voucher_id IN ($a, $b)", {"a": vids[2], "b": vids[3]}).fetchone()[0]
+                            "WHERE voucher_id IN ($a, $b)", {"a": vids[2], "b": vids[3]}).fetchall()[0][0]
     assert aliases == ["MYR", "PHP"]  # the agents' own normalization, in SQL
     assert rules["empty_text"] == f"template_id={ids[0]} has no title and no body"
     assert rules["invalid_encoding"].startswith("invalid_encoding: title holds bytes that are not UTF-8 ('Café deal' "
@@ -145,7 +145,7 @@ def test_landing_file_problems(tmp_path, month, damage, message, reliability):
     else:
         manifest = load_landing_month(conn, tmp_path, "2025-04")
         assert sum(m.rows for m in manifest if m.table == "products") == month.tables["products"].height
-        assert conn.execute("SELECT count(*) FROM raw.products WHERE price IS NULL").fetchone()[0] == \
+        assert conn.execute("SELECT count(*) FROM raw.products WHERE price IS NULL").fetchall()[0][0] == \
             month.tables["products"]["price"].cast(pl.Float64, strict=False).null_count()
     reliability.record("bad_input")
 

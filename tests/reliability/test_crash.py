@@ -56,16 +56,16 @@ def state(db: Path) -> dict:
         out = {"duplicates": 0, "rows": {}}
         for table, key in KEYS.items():
             if table in tables:
-                out["duplicates"] += c.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM {table}").fetchone()[0]
-                out["rows"][table] = c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                out["duplicates"] += c.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM {table}").fetchall()[0][0]
+                out["rows"][table] = c.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         if "staging.quarantine" in tables and "staging.delivery_logs" in tables:
-            raw = c.execute("SELECT count(*) FROM raw.delivery_logs").fetchone()[0]
+            raw = c.execute("SELECT count(*) FROM raw.delivery_logs").fetchall()[0][0]
             out["staging_conserved"] = raw == out["rows"]["staging.delivery_logs"] + c.execute(
-                "SELECT count(*) FROM staging.quarantine WHERE source_table = 'raw.delivery_logs'").fetchone()[0]
-        weak = c.execute("SELECT count(*) FROM core.labelled_templates WHERE performance_label = 'weak'").fetchone()[0] \
+                "SELECT count(*) FROM staging.quarantine WHERE source_table = 'raw.delivery_logs'").fetchall()[0][0]
+        weak = c.execute("SELECT count(*) FROM core.labelled_templates WHERE performance_label = 'weak'").fetchall()[0][0] \
             if "core.labelled_templates" in tables else None
         out["weak"] = weak
-        out["cached"] = c.execute("SELECT count(*) FROM llm.cache").fetchone()[0] if "llm.cache" in tables else 0
+        out["cached"] = c.execute("SELECT count(*) FROM llm.cache").fetchall()[0][0] if "llm.cache" in tables else 0
         out["rewrites"] = sorted(c.execute("SELECT aggregate_id, new_title, new_body, status FROM agents.template_rewrites"
                                            ).fetchall()) if "agents.template_rewrites" in tables else None
     return out

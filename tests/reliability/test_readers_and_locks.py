@@ -54,6 +54,6 @@ def test_concurrent_runs_on_one_file_wait_for_the_lock(tmp_path, reliability):
     assert [p.returncode for p in (first, second)] == [0, 0], [o[-2000:] for o in outs]
     with duckdb.connect(str(db), read_only=True) as c:
         segs = {s for (s,) in c.execute("SELECT DISTINCT segment FROM agents.template_rewrites").fetchall()}
-        dups = c.execute("SELECT count(*) - count(DISTINCT (month, log_id)) FROM staging.delivery_logs").fetchone()[0]
+        dups = c.execute("SELECT count(*) - count(DISTINCT (month, log_id)) FROM staging.delivery_logs").fetchall()[0][0]
     reliability.record("concurrent_runs", rows_lost=dups)
     assert segs == {"new_buyers", "price_drop"} and dups == 0
