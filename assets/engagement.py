@@ -46,9 +46,9 @@ def log_engagement(context: dg.AssetExecutionContext, duckdb: CRMWarehouse) -> d
             score_logs(conn)
             staged = _one(conn, "SELECT count(*) FROM staging.delivery_logs WHERE month = $month", month)[0]
             # One pass over the view for the month gives the checks and the distribution.
-            by_score = conn.execute(
+            by_score = conn.sql(
                 "SELECT engagement_score, count(*) AS deliveries, sum(n_late_events) AS late "
-                "FROM core.log_engagement WHERE month = $month GROUP BY 1 ORDER BY 1", {"month": month}).pl()
+                "FROM core.log_engagement WHERE month = $month GROUP BY 1 ORDER BY 1", params={"month": month}).pl()
         rows = int(by_score["deliveries"].sum())
         lo, hi = (by_score["engagement_score"].min(), by_score["engagement_score"].max()) if rows else (None, None)
         mean = float((by_score["engagement_score"] * by_score["deliveries"]).sum() / rows) if rows else None

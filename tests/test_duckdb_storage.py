@@ -34,3 +34,19 @@ def test_a_month_spanning_many_row_groups_survives_reopen(tmp_path):
     assert distinct == expected
     assert staged + quarantined == expected and staged > 0.99 * expected
     assert staged_scan == [("2025-04", staged)]  # the staged table's rows, scanned on the connection that wrote them
+
+
+def test_the_warehouse_runs_in_bounded_memory_and_spills_beside_the_file(tmp_path, monkeypatch):
+    """A month's SQL stages must not grow with the month: every warehouse connection is capped and may spill."""
+    from crmagent_dagster.resources import CRMWarehouse
+
+    db = tmp_path / "wh.duckdb"
+    with CRMWarehouse(database=str(db), publish_snapshot=False).get_connection() as conn:
+        limit, order, spill = conn.execute(
+            "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order'), "
+            "current_setting('temp_directory')").fetchall()[0]
+    assert limit.startswith("1.8") or limit.startswith("2.0"), limit  # 2 GB, as DuckDB prints it (GiB)
+    assert order is False and spill == str(tmp_path / "wh.duckdb.tmp")
+    monkeypatch.setenv("CRMAGENT_DUCKDB_MEMORY_LIMIT", "512MB")
+    with CRMWarehouse(database=str(db), publish_snapshot=False).get_connection() as conn:
+        assert conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0].startswith("48")
