@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from crmagent_dagster.landing import SYNTHETIC_MARKER
 from crmagent_dagster.raw_schema import RAW_TABLES
 from crmagent_dagster.segments import EVENT_TYPES, SEGMENT_KEYS, SEGMENT_SHARES
 from crmagent_dagster.synthetic.catalog import (
@@ -91,36 +92,50 @@ def _shops(seed: int, n_shops: int) -> pl.DataFrame:
     )
 
 
-def generate_month(month: str, n_logs: int, seed: int = 7, mess: MessRates = MessRates(),
-                   campaigns: Sequence[Campaign] = ()) -> SyntheticMonth:
-    """`campaigns`: last month's deployed experiments, sent this month by their assignment rule on top of the
-    month's own plans (synthetic/deployed.py); the month's own plans do not change with them."""
+@dataclass
+class _Draw:
+    """What a month draws before its deliveries: the generator stream, the catalogue and the plans' log sizes."""
+    rng: np.random.Generator
+    start: datetime
+    end: datetime
+    catalogue: dict[str, pl.DataFrame]  # shops, plans, templates, products, vouchers
+    truth: pl.DataFrame
+    plan: _LogPlan
+
+    def mess_catalogue(self, mess: MessRates) -> None:
+        """The catalogue's planted mess, drawn from `rng` (after the deliveries, in a month held in memory)."""
+        c = self.catalogue
+        c["products"], c["vouchers"] = _mess_catalog(self.rng, c["products"], c["vouchers"], mess)
+
+
+def _draw(month: str, n_logs: int, seed: int) -> _Draw:
     start, end = month_bounds(month)
     yymm = start.strftime("%y%m")
     n_plans = max(40, round(n_logs / LOGS_PER_PLAN))
     shops = _shops(seed, max(8, round(n_plans / PLANS_PER_SHOP)))
     rng = np.random.default_rng([seed, int(start.strftime("%Y%m"))])
     prng = random.Random(int(rng.integers(2**31)))
-
     plans, templates, products, vouchers, truth = _plans_and_templates(rng, prng, shops, n_plans, yymm, start, end)
-    logs, events = _logs_and_events(rng, _log_plan(rng, plans, truth, shops, n_logs, yymm, start, end), 0, n_logs, mess)
+    plan = _log_plan(rng, plans, truth, shops, n_logs, yymm, start, end)
+    catalogue = {"shops": shops, "plans": plans.drop("plan_index"), "templates": templates, "products": products,
+                 "vouchers": vouchers}
+    return _Draw(rng, start, end, catalogue, truth, plan)
 
-    products, vouchers = _mess_catalog(rng, products, vouchers, mess)
-    tables = {
-        "shops": shops,
-        "plans": plans.drop("plan_index"),
-        "templates": templates,
-        "products": products,
-        "vouchers": vouchers,
-        "delivery_logs": logs,
-        "engagement_events": events,
-    }
+
+def generate_month(month: str, n_logs: int, seed: int = 7, mess: MessRates = MessRates(),
+                   campaigns: Sequence[Campaign] = ()) -> SyntheticMonth:
+    """`campaigns`: last month's deployed experiments, sent this month by their assignment rule on top of the
+    month's own plans (synthetic/deployed.py); the month's own plans do not change with them."""
+    draw = _draw(month, n_logs, seed)
+    logs, events = _logs_and_events(draw.rng, draw.plan, 0, n_logs, mess)
+    draw.mess_catalogue(mess)
+    tables = {**draw.catalogue, "delivery_logs": logs, "engagement_events": events}
     tables = {t: _as_raw_text(tables[t], t) for t in RAW_TABLES}
     if not campaigns:
-        return SyntheticMonth(month=month, tables=tables, template_truth=truth)
-    sent = simulate(list(campaigns), start, end, seed=seed, n_users=max(1, n_logs // 3),
+        return SyntheticMonth(month=month, tables=tables, template_truth=draw.truth)
+    sent = simulate(list(campaigns), draw.start, draw.end, seed=seed, n_users=max(1, n_logs // 3),
                     late_event_share=mess.late_event)
-    return SyntheticMonth(month=month, tables=_with_campaigns(tables, sent.tables), template_truth=truth,
+    return SyntheticMonth(month=month, tables=_with_campaigns(tables, sent.tables), template_truth=draw.truth,
                           experiment_truth=sent.truth)
 
 
@@ -146,30 +161,20 @@ def write_month_in_chunks(month: str, n_logs: int, landing_dir: str | Path, seed
     """
     if chunk_logs < 1:
         raise ValueError(f"chunk_logs must be >= 1, got {chunk_logs}")
-    start, end = month_bounds(month)
-    yymm = start.strftime("%y%m")
-    n_plans = max(40, round(n_logs / LOGS_PER_PLAN))
-    shops = _shops(seed, max(8, round(n_plans / PLANS_PER_SHOP)))
-    rng = np.random.default_rng([seed, int(start.strftime("%Y%m"))])
-    prng = random.Random(int(rng.integers(2**31)))
-    plans, templates, products, vouchers, truth = _plans_and_templates(rng, prng, shops, n_plans, yymm, start, end)
-    plan = _log_plan(rng, plans, truth, shops, n_logs, yymm, start, end)
-    products, vouchers = _mess_catalog(rng, products, vouchers, mess)
-
+    draw = _draw(month, n_logs, seed)
+    draw.mess_catalogue(mess)
     folder = Path(landing_dir) / month
     folder.mkdir(parents=True, exist_ok=True)
-    catalogue = {"shops": shops, "plans": plans.drop("plan_index"), "templates": templates, "products": products,
-                 "vouchers": vouchers}
     rows = {}
-    for table, frame in catalogue.items():
+    for table, frame in draw.catalogue.items():
         _as_raw_text(frame, table).write_parquet(folder / f"{table}.parquet")
         rows[table] = frame.height
-    truth.write_parquet(folder / "_synthetic_template_truth.parquet")
+    draw.truth.write_parquet(folder / SYNTHETIC_MARKER)
     rows |= {"delivery_logs": 0, "engagement_events": 0}
     edges = list(range(0, n_logs, chunk_logs)) + [n_logs]
     for part, (first, last) in enumerate(zip(edges, edges[1:])):
-        chunk_rng = np.random.default_rng([seed, int(start.strftime("%Y%m")), 1, part])
-        logs, events = _logs_and_events(chunk_rng, plan, first, last, mess)
+        chunk_rng = np.random.default_rng([seed, int(draw.start.strftime("%Y%m")), 1, part])
+        logs, events = _logs_and_events(chunk_rng, draw.plan, first, last, mess)
         for table, frame in (("delivery_logs", logs), ("engagement_events", events)):
             (folder / table).mkdir(exist_ok=True)
             _as_raw_text(frame, table).write_parquet(folder / table / f"part-{part:04d}.parquet")
