@@ -261,9 +261,9 @@ def _read_file(conn: duckdb.DuckDBPyConnection, table: str, path: Path, month: s
 
 
 # --- the month -------------------------------------------------------------------------------------
-def plan_month(conn: duckdb.DuckDBPyConnection, landing_dir: str | Path, month: str
-               ) -> dict[str, list[tuple[Path, dict[str, str]]]]:
-    """Every table's files with their column types, checked before anything is written."""
+def month_files(landing_dir: str | Path, month: str, formats: str = "<table>.parquet, <table>.csv(.gz/.zst)"
+                ) -> tuple[Path, dict[str, list[Path]]]:
+    """The month's folder and every raw table's files (both engines' rules); fails naming what is absent."""
     folder = month_folder(landing_dir, month)
     if not folder.is_dir():
         raise LandingMissing(f"no landing folder {folder} for {month}")
@@ -271,8 +271,29 @@ def plan_month(conn: duckdb.DuckDBPyConnection, landing_dir: str | Path, month: 
     absent = [t for t, fs in files.items() if not fs]
     if absent:
         empty = " (the folder is empty)" if len(absent) == len(RAW_TABLES) else ""
-        raise LandingError(f"{folder}: no file for raw table(s) {', '.join(absent)}{empty}: expected <table>.parquet, "
-                           "<table>.csv(.gz/.zst), part files named <table>..., or a <table>/ folder of parts")
+        raise LandingError(f"{folder}: no file for raw table(s) {', '.join(absent)}{empty}: expected {formats}, "
+                           "part files named <table>..., or a <table>/ folder of parts")
+    return folder, files
+
+
+def require_rows(folder: Path, rows: dict[str, int], files: dict[str, list[Path]]) -> None:
+    """A month cannot do without NONEMPTY_TABLES: fail naming the tables and their files when one read 0 rows."""
+    empty = [t for t in NONEMPTY_TABLES if rows[t] == 0]
+    if empty:
+        raise LandingError(f"{folder}: raw table(s) {', '.join(empty)} have 0 rows "
+                           f"(files: {', '.join(str(p) for t in empty for p in files[t])}); a month needs them")
+
+
+def landing_source(folder: Path) -> tuple[str, bool]:
+    """The source the month is recorded under, and whether `crmagent generate` wrote it (say so in every output)."""
+    generated = (folder / SYNTHETIC_MARKER).exists()
+    return f"{'synthetic-landing' if generated else 'landing'}:{folder}", generated
+
+
+def plan_month(conn: duckdb.DuckDBPyConnection, landing_dir: str | Path, month: str
+               ) -> dict[str, list[tuple[Path, dict[str, str]]]]:
+    """Every table's files with their column types, checked before anything is written."""
+    _, files = month_files(landing_dir, month)
     plan: dict[str, list[tuple[Path, dict[str, str]]]] = {}
     for table, paths in files.items():
         required = [c for c, _, _ in RAW_TABLES[table]]
@@ -319,8 +340,7 @@ def prepare_landing_month(conn: duckdb.DuckDBPyConnection, landing_dir: str | Pa
     ensure_raw_tables(conn)
     plan = plan_month(conn, landing_dir, month)
     folder = month_folder(landing_dir, month)
-    generated = (folder / SYNTHETIC_MARKER).exists()  # written by `crmagent generate`: say so in every output
-    prepared = PreparedMonth(month, f"{'synthetic-landing' if generated else 'landing'}:{folder}", [], {})
+    prepared = PreparedMonth(month, landing_source(folder)[0], [], {})
     try:
         for table, files in plan.items():
             prepared.temps[table] = []
@@ -330,10 +350,7 @@ def prepare_landing_month(conn: duckdb.DuckDBPyConnection, landing_dir: str | Pa
                 prepared.manifest.append(_read_file(conn, table, path, month, types, tz=timezone,
                                                     csv_encoding=csv_encoding, target=target))
         rows = {t: sum(m.rows for m in prepared.manifest if m.table == t) for t in RAW_TABLES}
-        empty = [t for t in NONEMPTY_TABLES if rows[t] == 0]
-        if empty:
-            raise LandingError(f"{month_folder(landing_dir, month)}: raw table(s) {', '.join(empty)} have 0 rows "
-                               f"(files: {', '.join(str(p) for t in empty for p, _ in plan[t])}); a month needs them")
+        require_rows(folder, rows, {t: [path for path, _ in files] for t, files in plan.items()})
     except BaseException:
         prepared.drop(conn)
         raise

@@ -28,14 +28,12 @@ from pydantic import Field
 
 from crmagent_dagster.landing import (
     END_OF_DAY_COLUMNS,
-    NONEMPTY_TABLES,
-    SYNTHETIC_MARKER,
     TIME_FORMAT,
     LandingError,
-    LandingMissing,
     ManifestRow,
-    month_folder,
-    table_files,
+    landing_source,
+    month_files,
+    require_rows,
 )
 from crmagent_dagster.raw_schema import RAW_TABLES
 from crmagent_dagster.sql import QUARANTINE_TABLE, ensure_schemas, is_view, run, table_exists, transaction
@@ -371,15 +369,7 @@ def load_raw_month(spark: SparkSession, lake: Lake, landing_dir: str | Path, mon
     is read and checked into scratch before any replaces its month."""
     from pyspark.sql import functions as F
 
-    folder = month_folder(landing_dir, month)
-    if not folder.is_dir():
-        raise LandingMissing(f"no landing folder {folder} for {month}")
-    files = {t: table_files(folder, t) for t in RAW_TABLES}
-    absent = [t for t, fs in files.items() if not fs]
-    if absent:
-        empty = " (the folder is empty)" if len(absent) == len(RAW_TABLES) else ""
-        raise LandingError(f"{folder}: no file for raw table(s) {', '.join(absent)}{empty}: expected <table>.parquet, "
-                           "part files named <table>..., or a <table>/ folder of parts")
+    folder, files = month_files(landing_dir, month, formats="<table>.parquet")
     frames = {t: [_read_landing_file(spark, t, p, month, timezone) for p in paths] for t, paths in files.items()}
     produced: dict[str, Produced] = {}
     manifest: list[ManifestRow] = []
@@ -400,18 +390,14 @@ def load_raw_month(spark: SparkSession, lake: Lake, landing_dir: str | Path, mon
                 encoding = "utf-8 (rows with other bytes flagged)" if issues else "utf-8"
                 manifest.append(ManifestRow(table, str(path), "parquet", rows, encoding, issues))
         rows = {t: p.rows for t, p in produced.items()}
-        empty_tables = [t for t in NONEMPTY_TABLES if rows[t] == 0]
-        if empty_tables:
-            raise LandingError(f"{folder}: raw table(s) {', '.join(empty_tables)} have 0 rows (files: "
-                               f"{', '.join(str(p) for t in empty_tables for p in files[t])}); a month needs them")
+        require_rows(folder, rows, files)
     except BaseException:
         for p in produced.values():
             lake.remove(p.path)
         raise
     for p in produced.values():
         commit(spark, lake, p)
-    generated = (folder / SYNTHETIC_MARKER).exists()
-    return RawMonth(f"{'synthetic-landing' if generated else 'landing'}:{folder}", generated, manifest, rows)
+    return RawMonth(*landing_source(folder), manifest, rows)
 
 
 # --- staging ----------------------------------------------------------------------------------------
