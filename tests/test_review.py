@@ -12,7 +12,8 @@ import duckdb
 import pytest
 from starlette.testclient import TestClient
 
-from crmagent_dagster.review import cli, csvio, items, store
+from crmagent_dagster import cli
+from crmagent_dagster.review import csvio, items, store
 from crmagent_dagster.review.server import BUSY_MESSAGE, create_app
 from crmagent_dagster.review.store import EditBlocked, ReviewDecision, ReviewError
 from review_fixtures import INVENTED_DISCOUNT, Scenario, review_db, scenario  # noqa: F401  (fixtures)

@@ -28,6 +28,15 @@ def _db(args: argparse.Namespace) -> str:
     return getattr(args, "db", None) or duckdb_path()
 
 
+def _existing_db(args: argparse.Namespace) -> str | None:
+    """The warehouse a CSV command works on, or None (said on stderr) when there is none yet."""
+    db = _db(args)
+    if Path(db).exists():
+        return db
+    print(f"no warehouse at {db}", file=sys.stderr)
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import duckdb
     import uvicorn
@@ -57,9 +66,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from crmagent_dagster.resources import connect_waiting
     from crmagent_dagster.review.csvio import export_month
 
-    db = _db(args)
-    if not Path(db).exists():
-        print(f"no warehouse at {db}", file=sys.stderr)
+    db = _existing_db(args)
+    if db is None:
         return 1
     with connect_waiting(db) as conn:
         n = export_month(conn, args.month, Path(args.out), args.segment)
@@ -77,9 +85,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from crmagent_dagster.resources import connect_waiting
     from crmagent_dagster.review.csvio import CsvFileError, import_file
 
-    db = _db(args)
-    if not Path(db).exists():
-        print(f"no warehouse at {db}", file=sys.stderr)
+    db = _existing_db(args)
+    if db is None:
         return 1
     try:
         with connect_waiting(db) as conn:
@@ -119,19 +126,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--reviewer", help="who decided (a reviewer column in the file wins where filled)")
     imp.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (default $CRMAGENT_DUCKDB_PATH)")
     imp.set_defaults(func=cmd_import)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crmagent")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`crmagent review ...` on its own: argv starts with 'review', as on the crmagent command line."""
-    args = build_parser().parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
