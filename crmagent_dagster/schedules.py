@@ -67,16 +67,16 @@ monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
 )
 
 
+def segment_run_request(month: str, segment: str, parent_run_id: str, run_key: str) -> dg.RunRequest:
+    """A month x segment run started by `parent_run_id`; the run key makes re-evaluation idempotent."""
+    return dg.RunRequest(run_key=run_key, partition_key=dg.MultiPartitionKey({"month": month, "segment": segment}),
+                         tags={"crmagent/parent_run": parent_run_id})
+
+
 def segment_run_requests(month: str, parent_run_id: str) -> list[dg.RunRequest]:
-    """One run per audience segment for `month`; run keys make re-evaluation idempotent."""
-    return [
-        dg.RunRequest(
-            run_key=f"{parent_run_id}:{segment}",
-            partition_key=dg.MultiPartitionKey({"month": month, "segment": segment}),
-            tags={"crmagent/parent_run": parent_run_id},
-        )
-        for segment in SEGMENT_KEYS
-    ]
+    """One run per audience segment for `month`."""
+    return [segment_run_request(month, segment, parent_run_id, f"{parent_run_id}:{segment}")
+            for segment in SEGMENT_KEYS]
 
 
 @dg.run_status_sensor(
@@ -107,9 +107,8 @@ def segment_after_experiments_sensor(context: dg.RunStatusSensorContext):
     if not key or "|" not in key:
         return dg.SkipReason(f"run {context.dagster_run.run_id} has no month|segment partition tag")
     month, segment = key.split("|")
-    return dg.RunRequest(run_key=f"{context.dagster_run.run_id}:segment",
-                         partition_key=dg.MultiPartitionKey({"month": month, "segment": segment}),
-                         tags={"crmagent/parent_run": context.dagster_run.run_id})
+    parent = context.dagster_run.run_id
+    return segment_run_request(month, segment, parent, f"{parent}:segment")
 
 
 @dg.run_status_sensor(
