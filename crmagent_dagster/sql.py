@@ -116,59 +116,43 @@ def _add_new_columns(conn, table: str, relation: str, params: Mapping[str, Any] 
         run(conn, f"ALTER TABLE {table} ADD COLUMN {_column(name)} {produced[name]}")
 
 
-def _replace_from(conn, table: str, relation: str, partition: Mapping[str, str]) -> int:
-    """Inside an open transaction: make `table`'s partition equal to `relation`'s rows."""
+def _replace_from(conn, table: str, query: str, partition: Mapping[str, str],
+                  params: Mapping[str, Any] | None = None) -> int:
+    """Inside an open transaction: make `table`'s partition equal to the rows of `query` (a SELECT binding `params`).
+
+    The rows go straight from the query into the table (no staging copy: at a month's size the copy costs as much
+    as the query). Rows outside the partition, or rows that did not all arrive, show as a difference between what
+    was inserted and what the partition holds; the error rolls the transaction back."""
     _table(table)
-    run(conn, f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {relation} WITH NO DATA")
-    stray = run(conn, f"SELECT count(*) FROM {relation} WHERE NOT ({_where(partition)})", dict(partition))[0][0]
-    if stray:
-        raise ModelError(f"{table}: model produced {stray} row(s) outside partition {dict(partition)}")
-    _add_new_columns(conn, table, relation)
+    bound = dict(params or {})
+    run(conn, f"CREATE TABLE IF NOT EXISTS {table} AS {query} LIMIT 0", bound)
+    _add_new_columns(conn, table, query, bound)
     run(conn, f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
     try:
-        run(conn, f"INSERT INTO {table} BY NAME SELECT * FROM {relation}")
+        inserted = run(conn, f"INSERT INTO {table} BY NAME {query}", bound)[0][0]
     except duckdb.BinderException as e:
         raise ModelError(
             f"{table}: the model's columns no longer match the stored table ({e}). "
             f"Schema changes are deliberate: migrate or drop {table} before re-running."
         ) from e
-    produced = run(conn, f"SELECT count(*) FROM {relation}")[0][0]
     stored = run(conn, f"SELECT count(*) FROM {table} WHERE {_where(partition)}", dict(partition))[0][0]
-    if stored != produced:  # never commit a partition that lost rows on the way in
-        raise ModelError(f"{table}: wrote {stored} row(s) for {dict(partition)} but the model produced {produced}")
-    return produced
+    if stored != inserted:  # never commit rows that belong elsewhere, or a partition that lost rows on the way in
+        stray = run(conn, f"SELECT count(*) FROM ({query}) WHERE NOT ({_where(partition)})",
+                    {**bound, **partition})[0][0]
+        if stray:
+            raise ModelError(f"{table}: model produced {stray} row(s) outside partition {dict(partition)}")
+        raise ModelError(f"{table}: wrote {stored} row(s) for {dict(partition)} but the model produced {inserted}")
+    return inserted
 
 
 def write_model(
     conn: duckdb.DuckDBPyConnection, table: str, partition: Mapping[str, str], params: Mapping[str, Any] | None = None
 ) -> int:
-    """Run the model for `table` and replace that partition with its rows. Returns the row count.
-
-    The rows go straight from the query into the table (no staging copy: at a month's size the copy costs as much
-    as the query). A model that produced rows outside the partition, or rows that did not all arrive, is caught by
-    comparing what was inserted with what the partition holds, and the transaction is rolled back."""
+    """Run the model for `table` and replace that partition with its rows. Returns the row count."""
     sql = load_sql(table)
-    _table(table)
     ensure_schemas(conn)
-    bound = {**partition, **(params or {})}
-    query = f"SELECT * FROM ({sql})"
     with transaction(conn):
-        run(conn, f"CREATE TABLE IF NOT EXISTS {table} AS {query} LIMIT 0", bound)
-        _add_new_columns(conn, table, query, bound)
-        run(conn, f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
-        try:
-            inserted = run(conn, f"INSERT INTO {table} BY NAME {query}", bound)[0][0]
-        except duckdb.BinderException as e:
-            raise ModelError(
-                f"{table}: the model's columns no longer match the stored table ({e}). "
-                f"Schema changes are deliberate: migrate or drop {table} before re-running."
-            ) from e
-        stored = run(conn, f"SELECT count(*) FROM {table} WHERE {_where(partition)}", dict(partition))[0][0]
-        if stored != inserted:
-            raise ModelError(f"{table}: model produced {inserted - stored} row(s) outside partition {dict(partition)}"
-                             if inserted > stored else
-                             f"{table}: wrote {stored} row(s) for {dict(partition)} but the model produced {inserted}")
-    return inserted
+        return _replace_from(conn, table, f"SELECT * FROM ({sql})", partition, {**partition, **(params or {})})
 
 
 def create_view(conn: duckdb.DuckDBPyConnection, view: str) -> None:
@@ -199,7 +183,7 @@ def write_checked_model(
     with transaction(conn):
         run(conn, f"CREATE OR REPLACE TEMP TABLE __checked AS {sql}", {**partition, **(params or {})})
         run(conn, "CREATE OR REPLACE TEMP VIEW __good AS SELECT * EXCLUDE (_rule, _detail) FROM __checked WHERE _rule IS NULL")
-        good = _replace_from(conn, table, "__good", partition)
+        good = _replace_from(conn, table, "SELECT * FROM __good", partition)
         run(conn,
             f"""CREATE OR REPLACE TEMP TABLE __bad AS
                 SELECT c.month, $source_table AS source_table, c._source, c._row_id, c._rule AS rule,
@@ -209,7 +193,7 @@ def write_checked_model(
                 WHERE c._rule IS NOT NULL""",
             {"source_table": raw_table},
         )
-        bad = _replace_from(conn, QUARANTINE_TABLE, "__bad", q_partition)
+        bad = _replace_from(conn, QUARANTINE_TABLE, "SELECT * FROM __bad", q_partition)
         for name in ("VIEW __good", "TABLE __bad", "TABLE __checked"):
             run(conn, f"DROP {name}")
     return good, bad
@@ -232,7 +216,7 @@ def write_frame(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
     lits = {c: pl.lit(v, dtype=pl.Utf8) for c, v in partition.items()}
     frame = frame.select([lits[c].alias(c) for c in partition] + [c for c in frame.columns if c not in partition])
     with registered_frame(conn, "__frame", frame), transaction(conn):
-        n = _replace_from(conn, table, "__frame", partition)
+        n = _replace_from(conn, table, "SELECT * FROM __frame", partition)
     if n != frame.height:
         raise ModelError(f"{table}: stored {n} of {frame.height} row(s) from the frame")
     return n
