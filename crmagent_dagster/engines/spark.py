@@ -258,13 +258,21 @@ def stored_rows(spark: SparkSession, lake: Lake, table: str, partition: Mapping[
     return spark.read.parquet(path).count() if lake.exists(path) else 0
 
 
-def run_model(spark: SparkSession, lake: Lake, table: str, params: Mapping[str, Any]) -> DataFrame:
-    """The model for `table` as a Spark DataFrame (lazy), its inputs registered from the lake."""
+def run_model(spark: SparkSession, lake: Lake, table: str, params: Mapping[str, Any],
+              partition: Mapping[str, str] | None = None) -> DataFrame:
+    """The model for `table` as a Spark DataFrame (lazy), its inputs registered from the lake. A partition column the
+    model does not bind (log_engagement, a view over every month in DuckDB) is cut here; Spark pushes it down."""
+    from pyspark.sql import functions as F
+
     from crmagent_dagster.engines.transpile import spark_model, spark_params
 
     model = spark_model(table)
     _register(spark, lake, model.reads)
-    return spark.sql(model.sql, args=spark_params(params, model))
+    frame = spark.sql(model.sql, args=spark_params(params, model))
+    for column, value in (partition or {}).items():
+        if column not in model.params:  # a bound one must stay inside the partition by itself (checked on write)
+            frame = frame.where(F.col(column) == F.lit(value))
+    return frame
 
 
 def write_event_weights(spark: SparkSession, lake: Lake) -> None:
@@ -279,15 +287,7 @@ def write_event_weights(spark: SparkSession, lake: Lake) -> None:
 def write_model(spark: SparkSession, lake: Lake, table: str, partition: Mapping[str, str],
                 params: Mapping[str, Any] | None = None) -> int:
     """sql.write_model on Spark: the model's rows replace the partition. Returns the row count."""
-    from pyspark.sql import functions as F
-
-    from crmagent_dagster.engines.transpile import spark_model
-
-    frame = run_model(spark, lake, table, {**partition, **(params or {})})
-    bound = spark_model(table).params
-    for column, value in partition.items():  # a model written as a view over every month (log_engagement) is cut
-        if column not in bound:  # to the partition here (Spark pushes it down); others must stay inside it
-            frame = frame.where(F.col(column) == F.lit(value))
+    frame = run_model(spark, lake, table, {**partition, **(params or {})}, partition)
     return commit(spark, lake, produce(spark, lake, table, frame, partition))
 
 
