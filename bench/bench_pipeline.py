@@ -89,6 +89,15 @@ def peak_mb() -> float:
 
 
 # --- children: one measurement each, printing one JSON line -------------------------------------------------------
+def _stage_timer(stages: dict[str, float]):
+    """`stage(label, fn)` runs fn and adds its seconds to stages[label] (a stage may run once per table/segment)."""
+    def stage(label: str, fn) -> None:
+        t = time.perf_counter()
+        fn()
+        stages[label] = stages.get(label, 0.0) + time.perf_counter() - t
+    return stage
+
+
 def _connect(db: Path):
     from crmagent_dagster.resources import warehouse_settings
 
@@ -121,12 +130,8 @@ def child_duckdb(landing: Path, work: Path, name: str) -> dict:
 
     conn = _connect(work / f"{name}.duckdb")
     load = _load(conn, landing)
-    stages, start = {}, time.perf_counter()
-
-    def stage(label, fn):
-        t = time.perf_counter()
-        fn()
-        stages[label] = stages.get(label, 0.0) + time.perf_counter() - t
+    stages: dict[str, float] = {}
+    stage, start = _stage_timer(stages), time.perf_counter()
 
     for table in P.STAGED_TABLES:
         stage("staging", lambda: P.stage_table(conn, table, MONTH))
@@ -159,12 +164,8 @@ def child_spark(landing: Path, work: Path) -> dict:
                            conf={"spark.driver.memory": "2g", "spark.ui.enabled": "false"})
     spark = engine.session()
     lake = engine.lake(str(work / "spark.duckdb"))
-    stages, start = {}, time.perf_counter()
-
-    def stage(label, fn):
-        t = time.perf_counter()
-        fn()
-        stages[label] = stages.get(label, 0.0) + time.perf_counter() - t
+    stages: dict[str, float] = {}
+    stage, start = _stage_timer(stages), time.perf_counter()
 
     stage("raw (reads landing)", lambda: S.load_raw_month(spark, lake, landing, MONTH))
     for table in P.STAGED_TABLES:
