@@ -29,18 +29,19 @@ pre AS (
     FROM src s
     LEFT JOIN logs l ON l.log_id = s.log_id
 ),
--- Copies are numbered only among rows whose (log_id, event_type, event_at) repeats, as in delivery_logs.
+-- Copies are numbered only among rows whose (log_id, event_type, event_at) repeats, found by hash as in
+-- delivery_logs (a row with a NULL key part never reaches the duplicate rule: null_key/malformed_timestamp come first).
 repeated AS (
-    SELECT log_id, event_type, event_at FROM pre
+    SELECT hash(log_id, event_type, event_at) AS event_hash FROM pre
     WHERE log_id IS NOT NULL AND event_type IS NOT NULL AND event_at IS NOT NULL
-    GROUP BY log_id, event_type, event_at HAVING count(*) > 1
+    GROUP BY event_hash HAVING count(*) > 1
 ),
 copies AS (
-    SELECT p._source, p._row_id,
-        ROW_NUMBER() OVER (PARTITION BY p.log_id, p.event_type, p.event_at
-                           ORDER BY p._pre_rule IS NULL DESC, p._source, p._row_id) AS _copy
-    FROM pre p
-    JOIN repeated r ON r.log_id = p.log_id AND r.event_type = p.event_type AND r.event_at = p.event_at
+    SELECT _source, _row_id,
+        ROW_NUMBER() OVER (PARTITION BY log_id, event_type, event_at
+                           ORDER BY _pre_rule IS NULL DESC, _source, _row_id) AS _copy
+    FROM pre
+    WHERE hash(log_id, event_type, event_at) IN (SELECT event_hash FROM repeated)
 ),
 ranked AS (
     SELECT pre.*, coalesce(copies._copy, 1) AS _copy
