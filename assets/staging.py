@@ -5,7 +5,7 @@ from pydantic import Field
 
 from crmagent_dagster.engines import spark_stages
 from crmagent_dagster.partitions import DUCKDB_POOL, monthly_partitions
-from crmagent_dagster.pipeline import STAGED_TABLES, stage_table
+from crmagent_dagster.pipeline import STAGED_TABLES, stage_month
 from crmagent_dagster.resources import CRMWarehouse
 from crmagent_dagster.sql import preview_markdown, run, transaction
 
@@ -74,8 +74,7 @@ def staged_month(context: dg.AssetExecutionContext, config: StagingConfig, duckd
         stats, by_rule = staged.tables, staged.by_rule
     else:
         with duckdb.get_connection() as conn, transaction(conn):
-            for table in STAGED_TABLES:
-                kept, bad = stage_table(conn, table, month)
+            for table, (kept, bad) in stage_month(conn, month).items():
                 raw_rows = _scalar(conn, f"SELECT count(*) FROM raw.{table} WHERE month = $month", p)
                 keys = ", ".join(UNIQUE_KEYS[table])
                 dup_keys = _scalar(conn, f"SELECT count(*) FROM (SELECT {keys} FROM staging.{table} WHERE month = $month "

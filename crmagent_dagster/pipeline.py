@@ -82,6 +82,13 @@ def stage_table(conn: duckdb.DuckDBPyConnection, table: str, month: str) -> tupl
     return write_checked_model(conn, model, f"raw.{table}", month, params)
 
 
+def stage_month(conn: duckdb.DuckDBPyConnection, month: str) -> dict[str, tuple[int, int]]:
+    """Stage every raw table of the month in one transaction (all or none): table -> (rows kept, rows quarantined).
+    A caller's open transaction is joined, so checks computed inside it see exactly what will be committed."""
+    with transaction(conn):
+        return {table: stage_table(conn, table, month) for table in STAGED_TABLES}
+
+
 def score_logs(conn: duckdb.DuckDBPyConnection) -> None:
     """(Re)define `core.log_engagement`, the view that scores every staged delivery, and its weights table.
 

@@ -32,8 +32,7 @@ def load_raw(conn, month: str = MONTH, **tables: list[dict]) -> None:
 
 def run_month(conn, month: str = MONTH, settings: P.LabelSettings | None = None, segments=None) -> None:
     """Stage, score, aggregate and label a loaded month."""
-    for table in P.STAGED_TABLES:
-        P.stage_table(conn, table, month)
+    P.stage_month(conn, month)
     P.score_logs(conn)
     P.aggregate_engagement(conn, month)
     for segment in segments or P.SEGMENT_KEYS:

@@ -125,8 +125,7 @@ def test_a_month_written_in_chunks_is_the_same_month_whatever_the_run_and_stages
 
     with duckdb.connect(str(tmp_path / "wh.duckdb")) as conn:
         load_landing_month(conn, tmp_path / "a", MONTH)
-        for table in P.STAGED_TABLES:
-            P.stage_table(conn, table, MONTH)
+        P.stage_month(conn, MONTH)
         rules = dict(conn.execute("SELECT rule, count(*) FROM staging.quarantine WHERE source_table = "
                                   "'raw.delivery_logs' GROUP BY 1").fetchall())
         parts_with_dups = conn.execute(

@@ -111,8 +111,7 @@ def landing(tmp_path_factory) -> Path:
 def _duckdb_month(db: Path, landing: Path) -> None:
     conn = duckdb.connect(str(db))
     load_landing_month(conn, landing, MONTH)
-    for table in pipeline.STAGED_TABLES:
-        pipeline.stage_table(conn, table, MONTH)
+    pipeline.stage_month(conn, MONTH)
     pipeline.score_logs(conn)
     pipeline.aggregate_engagement(conn, MONTH)
     for segment in SEGMENT_KEYS:
