@@ -16,6 +16,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,8 +135,7 @@ def child_duckdb(landing: Path, work: Path, name: str) -> dict:
     stages: dict[str, float] = {}
     stage, start = _stage_timer(stages), time.perf_counter()
 
-    for table in P.STAGED_TABLES:
-        stage("staging", lambda: P.stage_table(conn, table, MONTH))
+    stage("staging (7 tables, one transaction)", lambda: P.stage_month(conn, MONTH))
     stage("log engagement (view)", lambda: P.score_logs(conn))
     stage("aggregates", lambda: P.aggregate_engagement(conn, MONTH))
     for segment in P.SEGMENT_KEYS:
@@ -237,7 +238,34 @@ def same_labels(work: Path, name: str) -> tuple[int, int, int]:
     return f, e, agree
 
 
-def measure(logs: int, seed: int, spark: bool, root: Path) -> list[str]:
+def _fresh(work: Path, name: str) -> None:
+    """Each measurement starts from an empty database file (a second run would replace a month already there)."""
+    for path in (work / f"{name}.duckdb", work / f"{name}.duckdb.wal"):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(work / f"{name}.duckdb.tmp", ignore_errors=True)
+
+
+def paired_runs(landing: Path, work: Path, repeat: int) -> tuple[list[dict], list[dict]]:
+    """`repeat` floor/pipeline pairs, the order alternating, so a slow spell of a shared machine (single-thread speed
+    here swings by half within seconds) lands on both sides; the ratio is taken within each pair."""
+    floors, ducks = [], []
+    for i in range(repeat):
+        for kind in (("floor", "duckdb") if i % 2 == 0 else ("duckdb", "floor")):
+            _fresh(work, kind)
+            if kind == "floor":
+                floors.append(run_child("floor", landing, work))
+            else:
+                ducks.append(run_child("duckdb", landing, work, "duckdb"))
+    return floors, ducks
+
+
+def _spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    """median, and the range when there is more than one value."""
+    mid = fmt.format(statistics.median(values))
+    return mid if len(values) == 1 else f"{mid} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def measure(logs: int, seed: int, spark: bool, root: Path, repeat: int) -> list[str]:
     from crmagent_dagster.synthetic.month import write_month_in_chunks
 
     work = root / f"logs{logs}"
@@ -246,25 +274,31 @@ def measure(logs: int, seed: int, spark: bool, root: Path) -> list[str]:
     written = write_month_in_chunks(MONTH, logs, work / "landing", seed)
     t_gen = time.perf_counter() - start
     landing = work / "landing"
-    floor = run_child("floor", landing, work)
-    duck = run_child("duckdb", landing, work, "duckdb")
+    floors, ducks = paired_runs(landing, work, repeat)
+    ratios = [d["seconds"] / f["seconds"] for f, d in zip(floors, ducks)]
     rows = [f"{logs:,} delivery logs ({written.rows['delivery_logs']:,} with planted mess, "
             f"{written.rows['engagement_events']:,} events, {written.parts} part files), seed {seed}; "
-            f"generated in chunks in {t_gen:.1f} s"]
-    rows.append(f"  {'':26s} {'load raw':>9s} {'raw->labels':>12s} {'/ floor':>8s} {'peak RSS':>10s}")
-    rows.append(f"  {'floor: one SQL query':26s} {floor['load']:8.1f}s {floor['seconds']:11.1f}s {1:7.2f}x "
-                f"{floor['rss_mb']:8,.0f} MB")
-    rows.append(f"  {'DuckDB pipeline':26s} {duck['load']:8.1f}s {duck['seconds']:11.1f}s "
-                f"{duck['seconds'] / floor['seconds']:7.2f}x {duck['rss_mb']:8,.0f} MB")
-    for label, seconds in duck["stages"].items():
-        rows.append(f"    {label:24s} {'':9s} {seconds:11.1f}s")
+            f"generated in chunks in {t_gen:.1f} s; "
+            + (f"median (range) of {repeat} floor/pipeline pairs" if repeat > 1 else "one floor/pipeline pair")]
+    rows.append(f"  {'':26s} {'load raw':>9s} {'raw->labels (s)':>22s} {'/ floor':>18s} {'peak RSS':>10s}")
+    rows.append(f"  {'floor: one SQL query':26s} {statistics.median(f['load'] for f in floors):8.1f}s "
+                f"{_spread([f['seconds'] for f in floors]):>22s} {'1x':>18s} "
+                f"{max(f['rss_mb'] for f in floors):8,.0f} MB")
+    rows.append(f"  {'DuckDB pipeline':26s} {statistics.median(d['load'] for d in ducks):8.1f}s "
+                f"{_spread([d['seconds'] for d in ducks]):>22s} {_spread(ratios, '{:.2f}x'):>18s} "
+                f"{max(d['rss_mb'] for d in ducks):8,.0f} MB")
+    for label in ducks[0]["stages"]:
+        rows.append(f"    {label:36s} {statistics.median(d['stages'][label] for d in ducks):9.1f}s")
+    duck = {"load": statistics.median(d["load"] for d in ducks), "seconds": statistics.median(d["seconds"] for d in ducks)}
+    floor = {"seconds": statistics.median(f["seconds"] for f in floors)}
     checks = [("DuckDB", "duckdb")]
     if spark:
         sp = run_child("spark", landing, work)
-        rows.append(f"  {'Spark local pipeline':26s} {'(reads landing)':>9s} {sp['seconds']:11.1f}s "
-                    f"{sp['seconds'] / floor['seconds']:7.2f}x {sp['rss_mb']:8,.0f} MB (Python + JVM)")
+        rows.append(f"  {'Spark local pipeline':26s} {'(landing)':>9s} {sp['seconds']:21.1f}s "
+                    f"{sp['seconds'] / floor['seconds']:17.2f}x {sp['rss_mb']:8,.0f} MB (Python + JVM; one run, "
+                    "against the floor's median)")
         for label, seconds in sp["stages"].items():
-            rows.append(f"    {label:24s} {'':9s} {seconds:11.1f}s")
+            rows.append(f"    {label:36s} {seconds:9.1f}s")
         rows.append(f"  {'':26s} Spark / (DuckDB load + pipeline) "
                     f"{sp['seconds'] / (duck['load'] + duck['seconds']):.2f}x")
         checks.append(("Spark", "spark"))
@@ -282,6 +316,8 @@ def main() -> None:
     ap.add_argument("--logs", type=int, default=3_000_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--big", action="store_true", help=f"also a {BIG_LOGS:,}-log month on DuckDB (about 15 min)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="floor/pipeline pairs per month (alternating order); the 30M month runs one pair")
     ap.add_argument("--spark", action=argparse.BooleanOptionalAction, default=True,
                     help="also the Spark local pipeline (needs pyspark and Java 17+)")
     ap.add_argument("--child", choices=("floor", "duckdb", "spark"), help=argparse.SUPPRESS)
@@ -298,10 +334,10 @@ def main() -> None:
         return
     root = Path(tempfile.mkdtemp(prefix="crmagent-bench-"))
     out = ["", "crmagent bench: raw -> quartile labels, each engine in its own process"]
-    out += measure(args.logs, args.seed, args.spark, root)
+    out += measure(args.logs, args.seed, args.spark, root, args.repeat)
     print("\n".join(out), flush=True)
     if args.big:
-        print("\n".join(measure(BIG_LOGS, args.seed, False, root)), flush=True)
+        print("\n".join(measure(BIG_LOGS, args.seed, False, root, 1)), flush=True)
 
 
 if __name__ == "__main__":
