@@ -10,6 +10,7 @@ strict pattern before use. Every write replaces exactly one partition
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,15 +63,22 @@ def run(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | N
     return (conn.execute(sql) if params is None else conn.execute(sql, dict(params))).fetchall()
 
 
+_OPEN: dict[int, int] = {}  # id(connection) -> depth of open transaction() blocks
+# Connections whose schemas and macros are in place. Every write calls ensure_schemas (a month's labels alone make
+# eleven writes), and its eight statements cost about 9 ms each time; once per connection is enough.
+_PREPARED: weakref.WeakSet = weakref.WeakSet()
+
+
 def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
     """The schemas, and the shared SQL macros (dbt_like_sql/macros/*.sql) on this connection."""
+    if conn in _PREPARED:
+        return
     for schema in SCHEMAS:
         run(conn, f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for macro in sorted((SQL_DIR / "macros").glob("*.sql")):
         run(conn, macro.read_text())
-
-
-_OPEN: dict[int, int] = {}  # id(connection) -> depth of open transaction() blocks
+    if not _OPEN.get(id(conn)):  # inside a transaction a rollback would take them back
+        _PREPARED.add(conn)
 
 
 @contextmanager

@@ -157,3 +157,22 @@ def test_an_upgrade_that_adds_columns_migrates_itself_but_a_removed_column_stops
     with pytest.raises(ModelError, match="agents.t"):
         write_frame(conn, "agents.t", retyped.with_columns(pl.lit([1]).alias("extra")), {"month": "2025-05",
                                                                                         "segment": "s"})
+
+
+def test_schemas_taken_back_by_a_rollback_are_made_again(tmp_path):
+    """ensure_schemas runs once per connection, but not when a rollback may have taken its work back."""
+    import duckdb
+
+    from crmagent_dagster.sql import ensure_schemas, transaction
+
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as conn:
+        with pytest.raises(RuntimeError), transaction(conn):
+            ensure_schemas(conn)
+            raise RuntimeError("a stage failed")
+        assert conn.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'core'").fetchall() == [(0,)]
+        ensure_schemas(conn)
+        assert conn.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'core'").fetchall() == [(1,)]
+        conn.execute("DROP SCHEMA core")  # made outside a transaction, so later calls skip the statements
+        ensure_schemas(conn)
+        assert conn.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'core'").fetchall() == [(0,)]
+        assert conn.execute("SELECT assignment_bucket('x') < 1").fetchall() == [(True,)]
