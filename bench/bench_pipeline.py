@@ -135,7 +135,7 @@ def child_duckdb(landing: Path, work: Path, name: str) -> dict:
     stages: dict[str, float] = {}
     stage, start = _stage_timer(stages), time.perf_counter()
 
-    stage("staging (7 tables, one transaction)", lambda: P.stage_month(conn, MONTH))
+    stage(f"staging ({len(P.STAGED_TABLES)} tables, one transaction)", lambda: P.stage_month(conn, MONTH))
     stage("log engagement (view)", lambda: P.score_logs(conn))
     stage("aggregates", lambda: P.aggregate_engagement(conn, MONTH))
     for segment in P.SEGMENT_KEYS:
@@ -248,15 +248,12 @@ def _fresh(work: Path, name: str) -> None:
 def paired_runs(landing: Path, work: Path, repeat: int) -> tuple[list[dict], list[dict]]:
     """`repeat` floor/pipeline pairs, the order alternating, so a slow spell of a shared machine (single-thread speed
     here swings by half within seconds) lands on both sides; the ratio is taken within each pair."""
-    floors, ducks = [], []
+    runs: dict[str, list[dict]] = {"floor": [], "duckdb": []}
     for i in range(repeat):
         for kind in (("floor", "duckdb") if i % 2 == 0 else ("duckdb", "floor")):
             _fresh(work, kind)
-            if kind == "floor":
-                floors.append(run_child("floor", landing, work))
-            else:
-                ducks.append(run_child("duckdb", landing, work, "duckdb"))
-    return floors, ducks
+            runs[kind].append(run_child(kind, landing, work, kind))
+    return runs["floor"], runs["duckdb"]
 
 
 def _spread(values: list[float], fmt: str = "{:.1f}") -> str:
@@ -275,22 +272,23 @@ def measure(logs: int, seed: int, spark: bool, root: Path, repeat: int) -> list[
     t_gen = time.perf_counter() - start
     landing = work / "landing"
     floors, ducks = paired_runs(landing, work, repeat)
-    ratios = [d["seconds"] / f["seconds"] for f, d in zip(floors, ducks)]
+    floor_s, duck_s = [f["seconds"] for f in floors], [d["seconds"] for d in ducks]
+    ratios = [d / f for f, d in zip(floor_s, duck_s)]
+    floor = {"seconds": statistics.median(floor_s)}
+    duck = {"load": statistics.median(d["load"] for d in ducks), "seconds": statistics.median(duck_s)}
     rows = [f"{logs:,} delivery logs ({written.rows['delivery_logs']:,} with planted mess, "
             f"{written.rows['engagement_events']:,} events, {written.parts} part files), seed {seed}; "
             f"generated in chunks in {t_gen:.1f} s; "
             + (f"median (range) of {repeat} floor/pipeline pairs" if repeat > 1 else "one floor/pipeline pair")]
     rows.append(f"  {'':26s} {'load raw':>9s} {'raw->labels (s)':>22s} {'/ floor':>18s} {'peak RSS':>10s}")
     rows.append(f"  {'floor: one SQL query':26s} {statistics.median(f['load'] for f in floors):8.1f}s "
-                f"{_spread([f['seconds'] for f in floors]):>22s} {'1x':>18s} "
+                f"{_spread(floor_s):>22s} {'1x':>18s} "
                 f"{max(f['rss_mb'] for f in floors):8,.0f} MB")
-    rows.append(f"  {'DuckDB pipeline':26s} {statistics.median(d['load'] for d in ducks):8.1f}s "
-                f"{_spread([d['seconds'] for d in ducks]):>22s} {_spread(ratios, '{:.2f}x'):>18s} "
+    rows.append(f"  {'DuckDB pipeline':26s} {duck['load']:8.1f}s "
+                f"{_spread(duck_s):>22s} {_spread(ratios, '{:.2f}x'):>18s} "
                 f"{max(d['rss_mb'] for d in ducks):8,.0f} MB")
     for label in ducks[0]["stages"]:
         rows.append(f"    {label:36s} {statistics.median(d['stages'][label] for d in ducks):9.1f}s")
-    duck = {"load": statistics.median(d["load"] for d in ducks), "seconds": statistics.median(d["seconds"] for d in ducks)}
-    floor = {"seconds": statistics.median(f["seconds"] for f in floors)}
     checks = [("DuckDB", "duckdb")]
     if spark:
         sp = run_child("spark", landing, work)
