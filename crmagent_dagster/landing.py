@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 
 from crmagent_dagster.raw_schema import RAW_TABLES
-from crmagent_dagster.sql import ensure_schemas, run, transaction
+from crmagent_dagster.sql import column_definition, ensure_schemas, run, transaction
 
 DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".csv.zst")
 # Tables a month cannot do without: a file with only a header for one of these fails the load.
@@ -91,7 +91,7 @@ def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """The raw tables with their documented columns; a table from before `_issue` existed gets it added."""
     ensure_schemas(conn)
     for table, columns in RAW_TABLES.items():
-        cols = ", ".join(f"{c} VARCHAR" for c, _, _ in columns)
+        cols = ", ".join(column_definition(f"raw.{table}", c, "VARCHAR") for c, _, _ in columns)
         run(conn, f"CREATE TABLE IF NOT EXISTS raw.{table} (month VARCHAR, {cols}, _source VARCHAR, "
                   "_row_id BIGINT, _issue VARCHAR)")
         have = {r[0] for r in conn.execute(f"DESCRIBE raw.{table}").fetchall()}

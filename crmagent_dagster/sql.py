@@ -24,6 +24,17 @@ SCHEMAS = ("raw", "staging", "core", "agents", "results", "marts")
 QUARANTINE_TABLE = "staging.quarantine"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+# Columns stored with zstd instead of DuckDB's own choice (DICT_FSST): near-unique ids, where a dictionary saves
+# nothing and building one is most of the cost of a month's write. At 3M delivery logs: log_id 0.70 -> 0.32 s and
+# user_id 0.75 -> 0.49 s to store, the same speed to read, +8 MB (+9%) on disk. DuckDB 1.x files (storage older
+# than v1.2) cannot hold zstd strings and would store them uncompressed, so there DuckDB keeps its own choice.
+COLUMN_COMPRESSION: dict[str, dict[str, str]] = {
+    "raw.delivery_logs": {"log_id": "zstd", "user_id": "zstd"},
+    "raw.engagement_events": {"log_id": "zstd"},
+    "staging.delivery_logs": {"log_id": "zstd", "user_id": "zstd"},
+    "staging.engagement_events": {"log_id": "zstd"},
+}
+_DECLARES_COMPRESSION = int(duckdb.__version__.split(".")[0]) >= 2
 
 
 class ModelError(RuntimeError):
@@ -114,6 +125,22 @@ def _columns(conn, relation: str, params: Mapping[str, Any] | None = None) -> di
     return {name: typ for name, typ, *_ in conn.execute(f"DESCRIBE {relation}", dict(params or {})).fetchall()}
 
 
+def column_definition(table: str, column: str, type_: str) -> str:
+    """`column TYPE`, with the storage COLUMN_COMPRESSION chooses for it (used when the table is created)."""
+    method = COLUMN_COMPRESSION.get(table, {}).get(column) if _DECLARES_COMPRESSION else None
+    return f"{_column(column)} {type_}" + (f" USING COMPRESSION {method}" if method else "")
+
+
+def _create_table(conn, table: str, query: str, params: Mapping[str, Any]) -> None:
+    """The table shaped like the query's result. Declared per column when some column has a chosen compression
+    (CREATE TABLE AS cannot say it), so the declaration is in the catalog and holds for every later insert."""
+    if table in COLUMN_COMPRESSION and _DECLARES_COMPRESSION and not table_exists(conn, table):
+        columns = ", ".join(column_definition(table, c, t) for c, t in _columns(conn, query, params).items())
+        run(conn, f"CREATE TABLE {table} ({columns})")
+    else:
+        run(conn, f"CREATE TABLE IF NOT EXISTS {table} AS {query} LIMIT 0", params)
+
+
 def _add_new_columns(conn, table: str, relation: str, params: Mapping[str, Any] | None = None) -> None:
     """An upgrade that only adds columns migrates itself: older rows get NULL there. A column that disappeared or
     changed type still stops the write (below), since that loses or reinterprets stored data."""
@@ -133,7 +160,7 @@ def _replace_from(conn, table: str, query: str, partition: Mapping[str, str],
     was inserted and what the partition holds; the error rolls the transaction back."""
     _table(table)
     bound = dict(params or {})
-    run(conn, f"CREATE TABLE IF NOT EXISTS {table} AS {query} LIMIT 0", bound)
+    _create_table(conn, table, query, bound)
     _add_new_columns(conn, table, query, bound)
     run(conn, f"DELETE FROM {table} WHERE {_where(partition)}", dict(partition))
     try:

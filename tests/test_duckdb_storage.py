@@ -9,8 +9,10 @@ checks that scans, not just counts, see every row.
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from crmagent_dagster import pipeline as P
+from crmagent_dagster.sql import _DECLARES_COMPRESSION, COLUMN_COMPRESSION
 from crmagent_dagster.synthetic.month import generate_month
 
 
@@ -50,3 +52,37 @@ def test_the_warehouse_runs_in_bounded_memory_and_spills_beside_the_file(tmp_pat
     monkeypatch.setenv("CRMAGENT_DUCKDB_MEMORY_LIMIT", "512MB")
     with CRMWarehouse(database=str(db), publish_snapshot=False).get_connection() as conn:
         assert conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0].startswith("48")
+
+
+@pytest.mark.skipif(not _DECLARES_COMPRESSION, reason="DuckDB 1.x keeps its own compression (no zstd strings)")
+def test_near_unique_ids_are_stored_with_zstd_and_the_declaration_outlives_a_reopen(tmp_path):
+    """sql.COLUMN_COMPRESSION is a catalog declaration, not a session setting: a month staged after reopening the
+    file still stores log_id/user_id with zstd, the other text columns keep DuckDB's choice, and rows read back."""
+    path = str(tmp_path / "wh.duckdb")
+
+    def stage(conn, month: str) -> int:
+        frames = generate_month(month, 20_000, seed=3).tables
+        for table, frame in frames.items():
+            P.load_raw_table(conn, table, month, P.with_lineage(frame, "test"))
+        P.stage_month(conn, month)
+        conn.execute("CHECKPOINT")
+        return frames["delivery_logs"].height
+
+    def compression(conn, table: str) -> dict[str, set[str]]:
+        rows = conn.execute(f"SELECT column_name, compression FROM pragma_storage_info('{table}') "
+                            "WHERE segment_type <> 'VALIDITY'").fetchall()
+        return {c: {m for name, m in rows if name == c} for c, _ in rows}
+
+    with duckdb.connect(path) as conn:
+        stage(conn, "2025-04")
+    with duckdb.connect(path) as conn:
+        n_may = stage(conn, "2025-05")
+        for table, columns in COLUMN_COMPRESSION.items():
+            stored = compression(conn, table)
+            for column in columns:
+                assert stored[column] == {"ZSTD"}, (table, column, stored[column])
+        assert "ZSTD" not in compression(conn, "staging.delivery_logs")["shop_id"]  # a dictionary pays there
+        same = conn.execute(
+            "SELECT count(*) FROM staging.delivery_logs s JOIN raw.delivery_logs r USING (month, _source, _row_id) "
+            "WHERE s.month = '2025-05' AND s.log_id = trim(r.log_id) AND s.user_id = trim(r.user_id)").fetchall()[0][0]
+    assert n_may * 0.99 < same <= n_may
