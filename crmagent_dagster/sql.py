@@ -219,14 +219,18 @@ def write_checked_model(
         run(conn, f"CREATE OR REPLACE TEMP TABLE __checked AS {sql}", {**partition, **(params or {})})
         run(conn, "CREATE OR REPLACE TEMP VIEW __good AS SELECT * EXCLUDE (_rule, _detail) FROM __checked WHERE _rule IS NULL")
         good = _replace_from(conn, table, "SELECT * FROM __good", partition)
+        # The raw records of the few quarantined rows: their row numbers pick the candidates out of the month's raw
+        # rows first, so the join compares file paths for a handful of rows instead of every row of the month.
         run(conn,
             f"""CREATE OR REPLACE TEMP TABLE __bad AS
+                WITH bad AS (SELECT * FROM __checked WHERE _rule IS NOT NULL)
                 SELECT c.month, $source_table AS source_table, c._source, c._row_id, c._rule AS rule,
                     c._detail AS detail, to_json(r) AS raw_record
-                FROM __checked c JOIN {raw_table} r
-                  ON r.month = c.month AND r._source = c._source AND r._row_id = c._row_id
-                WHERE c._rule IS NOT NULL""",
-            {"source_table": raw_table},
+                FROM bad c
+                JOIN (SELECT * FROM {raw_table}
+                      WHERE month = $month AND _row_id IN (SELECT _row_id FROM bad)) r
+                  ON r.month = c.month AND r._source = c._source AND r._row_id = c._row_id""",
+            {"source_table": raw_table, "month": month},
         )
         bad = _replace_from(conn, QUARANTINE_TABLE, "SELECT * FROM __bad", q_partition)
         for name in ("VIEW __good", "TABLE __bad", "TABLE __checked"):
