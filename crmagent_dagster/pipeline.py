@@ -85,7 +85,6 @@ def stage_table(conn: duckdb.DuckDBPyConnection, table: str, month: str) -> tupl
 def stage_month(conn: duckdb.DuckDBPyConnection, month: str) -> dict[str, tuple[int, int]]:
     """Stage every raw table of the month in one transaction (all or none): table -> (rows kept, rows quarantined).
     A caller's open transaction is joined, so checks computed inside it see exactly what will be committed."""
-    ensure_schemas(conn)  # before the transaction, so the seven stages find them made instead of re-making them
     with transaction(conn):
         return {table: stage_table(conn, table, month) for table in STAGED_TABLES}
 

@@ -78,18 +78,19 @@ _OPEN: dict[int, int] = {}  # id(connection) -> depth of open transaction() bloc
 # Connections whose schemas and macros are in place. Every write calls ensure_schemas (a month's labels alone make
 # eleven writes), and its eight statements cost about 9 ms each time; once per connection is enough.
 _PREPARED: weakref.WeakSet = weakref.WeakSet()
+# Prepared inside the open transaction: they count once it commits, and a rollback takes them back.
+_PREPARED_UNCOMMITTED: weakref.WeakSet = weakref.WeakSet()
 
 
 def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
     """The schemas, and the shared SQL macros (dbt_like_sql/macros/*.sql) on this connection."""
-    if conn in _PREPARED:
+    if conn in _PREPARED or conn in _PREPARED_UNCOMMITTED:
         return
     for schema in SCHEMAS:
         run(conn, f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for macro in sorted((SQL_DIR / "macros").glob("*.sql")):
         run(conn, macro.read_text())
-    if not _OPEN.get(id(conn)):  # inside a transaction a rollback would take them back
-        _PREPARED.add(conn)
+    (_PREPARED_UNCOMMITTED if _OPEN.get(id(conn)) else _PREPARED).add(conn)
 
 
 @contextmanager
@@ -113,8 +114,11 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
     else:
         run(conn, "COMMIT")
+        if conn in _PREPARED_UNCOMMITTED:
+            _PREPARED.add(conn)
     finally:
         _OPEN.pop(key, None)
+        _PREPARED_UNCOMMITTED.discard(conn)
 
 
 def _where(partition: Mapping[str, str]) -> str:

@@ -176,3 +176,25 @@ def test_schemas_taken_back_by_a_rollback_are_made_again(tmp_path):
         ensure_schemas(conn)
         assert conn.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'core'").fetchall() == [(0,)]
         assert conn.execute("SELECT assignment_bucket('x') < 1").fetchall() == [(True,)]
+
+
+def test_schemas_made_inside_a_transaction_are_made_once_and_count_after_its_commit(tmp_path):
+    """A month's staging runs its seven stages in one transaction: the first makes the schemas, the others find them."""
+    import duckdb
+
+    from crmagent_dagster.sql import ensure_schemas, transaction
+
+    def has_core(conn) -> bool:
+        return conn.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'core'").fetchall() == [(1,)]
+
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as conn:
+        with transaction(conn):
+            ensure_schemas(conn)
+            assert has_core(conn)
+            conn.execute("DROP SCHEMA core")
+            ensure_schemas(conn)  # made in this transaction already: not made again
+            assert not has_core(conn)
+            conn.execute("CREATE SCHEMA core")
+        conn.execute("DROP SCHEMA core")
+        ensure_schemas(conn)  # the commit recorded them for the connection
+        assert not has_core(conn)
