@@ -34,7 +34,7 @@ COLUMN_COMPRESSION: dict[str, dict[str, str]] = {
     "staging.delivery_logs": {"log_id": "zstd", "user_id": "zstd"},
     "staging.engagement_events": {"log_id": "zstd"},
 }
-_DECLARES_COMPRESSION = int(duckdb.__version__.split(".")[0]) >= 2
+_DECLARED_COMPRESSION = COLUMN_COMPRESSION if int(duckdb.__version__.split(".")[0]) >= 2 else {}
 
 
 class ModelError(RuntimeError):
@@ -131,14 +131,14 @@ def _columns(conn, relation: str, params: Mapping[str, Any] | None = None) -> di
 
 def column_definition(table: str, column: str, type_: str) -> str:
     """`column TYPE`, with the storage COLUMN_COMPRESSION chooses for it (used when the table is created)."""
-    method = COLUMN_COMPRESSION.get(table, {}).get(column) if _DECLARES_COMPRESSION else None
+    method = _DECLARED_COMPRESSION.get(table, {}).get(column)
     return f"{_column(column)} {type_}" + (f" USING COMPRESSION {method}" if method else "")
 
 
 def _create_table(conn, table: str, query: str, params: Mapping[str, Any]) -> None:
     """The table shaped like the query's result. Declared per column when some column has a chosen compression
     (CREATE TABLE AS cannot say it), so the declaration is in the catalog and holds for every later insert."""
-    if table in COLUMN_COMPRESSION and _DECLARES_COMPRESSION and not table_exists(conn, table):
+    if table in _DECLARED_COMPRESSION and not table_exists(conn, table):
         columns = ", ".join(column_definition(table, c, t) for c, t in _columns(conn, query, params).items())
         run(conn, f"CREATE TABLE {table} ({columns})")
     else:

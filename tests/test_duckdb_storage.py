@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from crmagent_dagster import pipeline as P
-from crmagent_dagster.sql import _DECLARES_COMPRESSION, COLUMN_COMPRESSION
+from crmagent_dagster.sql import _DECLARED_COMPRESSION, COLUMN_COMPRESSION
 from crmagent_dagster.synthetic.month import generate_month
 
 
@@ -54,7 +54,7 @@ def test_the_warehouse_runs_in_bounded_memory_and_spills_beside_the_file(tmp_pat
         assert conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0].startswith("48")
 
 
-@pytest.mark.skipif(not _DECLARES_COMPRESSION, reason="DuckDB 1.x keeps its own compression (no zstd strings)")
+@pytest.mark.skipif(not _DECLARED_COMPRESSION, reason="DuckDB 1.x keeps its own compression (no zstd strings)")
 def test_near_unique_ids_are_stored_with_zstd_and_the_declaration_outlives_a_reopen(tmp_path):
     """sql.COLUMN_COMPRESSION is a catalog declaration, not a session setting: a month staged after reopening the
     file still stores log_id/user_id with zstd, the other text columns keep DuckDB's choice, and rows read back."""
