@@ -30,6 +30,7 @@ from crmagent_dagster.agents.auditor import audit
 from crmagent_dagster.agents.facts import OfferFacts
 from crmagent_dagster.agents.guardrails import limits_for
 from crmagent_dagster.agents.text_features import BOUGHT_OFTEN, HAVE_BOUGHT, PURCHASE_PENDING, UNFAMILIAR, features
+from crmagent_dagster.lexicon import lexicons
 from crmagent_dagster.vocabulary import (
     EMOJI_BY_INTENT,
     INTENT_OF_SEGMENT,
@@ -101,115 +102,18 @@ class Lexicon:
 
 VOUCHER_VERBS = frozenset({"claim", "redeem", "use", "tebus", "guna", "klaim", "pakai", "i-claim", "gamitin",
                            "i-redeem", "รับ", "ใช้โค้ด", "nhận", "dùng", "nhập mã"})
-LEXICONS: dict[str, Lexicon] = {
-    "en": Lexicon(
-        verbs=(("claim", "Claim"), ("redeem", "Redeem"), ("use", "Use"), ("apply", "Apply"), ("book", "Book"),
-               ("pay", "Pay"), ("top up", "Top up"), ("load", "Load"), ("check out", "Check out"),
-               ("checkout", "Check out"), ("order", "Order"), ("buy", "Buy"), ("shop", "Shop"),
-               ("register", "Register"), ("sign up", "Sign up"), ("download", "Download"), ("subscribe", "Subscribe"),
-               ("reserve", "Reserve"), ("upgrade", "Upgrade"), ("renew", "Renew"), ("grab", "Grab"), ("try", "Try"),
-               ("visit", "Visit")),
-        default_verb={"cart": "Check out", "unpaid": "Pay", "price": "Buy", "*": "Shop"},
-        cta="{verb} now{reason}!", by_deadline=" before {deadline}", by_incentive=" to get {incentive}",
-        incentive_sentence="Get {incentive}.",
-        replace={"welcome back": "welcome", "come back": "come", "see you again": "see you", "old friend": "friend",
-                 "thanks for following": "hello", "thank you for following": "hello",
-                 "for your first order": "for your next order", "on your first order": "on your next order",
-                 "off your first order": "off your next order", "off your first purchase": "off your next purchase",
-                 "your first order": "your next order", "your first purchase": "your next purchase",
-                 "first-time buyer": "returning shopper", "first time buyer": "returning shopper", "first-order": "next-order", "first purchase?": "next purchase?",
-                 "first purchase": "next purchase", "starter deal": "deal", "welcome gift": "gift",
-                 "thanks for your purchase": "your picks are waiting", "thank you for your purchase": "your picks are waiting",
-                 "thanks for your order": "your order is waiting", "thank you for your order": "your order is waiting",
-                 "loyalty": "welcome", "regulars": "you", "long-time fans": "you", "reorder": "order",
-                 "usual favourites": "favourites", "usual favorites": "favorites", "members-only": "exclusive",
-                 "rn": "now", "heyyy": "hi", "insane!!!": "great!", "dear valued customer": "Hi",
-                 "kindly be advised that": "", "we hereby wish to inform you of the following": "",
-                 "we wish to inform you of the following": "", "please note the following": "",
-                 "pursuant to your account status": ""},
-        vague=("ongoing special deals", "special deals", "special offers", "a special offer", "special offer",
-               "great deals", "amazing promotion", "our promotion", "something special", "a deal", "exciting offers",
-               "special treat", "a special gift", "special gift", "a surprise", "special promo"),
-        shorten=(("for a limited time only", "for a limited time"), ("in order to", "to"),
-                 ("terms and conditions apply", "T&Cs apply"), (" and ", " & "), ("with your", "w/ your")),
-        dangling=("for", "on", "at", "in", "to", "of", "the", "a", "an", "your", "our", "and", "with", "since")),
-    "ms": Lexicon(
-        verbs=(("tebus", "Tebus"), ("guna", "Guna"), ("dapatkan", "Dapatkan"), ("bayar", "Bayar"), ("tempah", "Tempah"),
-               ("daftar", "Daftar"), ("tambah nilai", "Tambah nilai"), ("checkout", "Checkout"), ("beli", "Beli"),
-               ("muat turun", "Muat turun"), ("lengkapkan", "Lengkapkan")),
-        default_verb={"cart": "Checkout", "unpaid": "Bayar", "*": "Beli"},
-        cta="{verb} sekarang{reason}!", by_deadline=" sebelum {deadline}", by_incentive=" untuk {incentive}",
-        incentive_sentence="Dapatkan {incentive}.",
-        replace={"selamat kembali": "selamat datang", "kawan lama": "kawan", "untuk pesanan pertama": "untuk pesanan seterusnya",
-                 "pesanan pertama": "pesanan seterusnya", "pembelian pertama": "pembelian seterusnya",
-                 "pengguna baharu": "", "terima kasih atas pembelian": "barang anda sedang menunggu",
-                 "terima kasih atas pesanan": "pesanan anda sedang menunggu", "kesetiaan": "alu-aluan",
-                 "pelanggan tetap": "anda", "korang": "anda", "pelanggan yang dihormati": "Hai", "yang dihormati": "Hai",
-                 "dengan segala hormatnya dimaklumkan perkara berikut": "", "sukacita dimaklumkan bahawa": "",
-                 "dimaklumkan bahawa": ""},
-        vague=("tawaran istimewa", "special offer", "tawaran hebat", "promosi menarik", "hadiah istimewa", "hadiah"),
-        shorten=(("untuk", "utk"), ("dengan", "dgn"), ("sahaja", "shj")),
-        dangling=("untuk", "dengan", "di", "ke", "pada", "yang", "dan", "kami", "anda"), code_word="kod"),
-    "id": Lexicon(
-        verbs=(("klaim", "Klaim"), ("pakai", "Pakai"), ("bayar", "Bayar"), ("pesan", "Pesan"), ("daftar", "Daftar"),
-               ("isi ulang", "Isi ulang"), ("top up", "Top up"), ("checkout", "Checkout"), ("belanja", "Belanja"),
-               ("beli", "Beli"), ("selesaikan", "Selesaikan"), ("ambil", "Ambil")),
-        default_verb={"cart": "Checkout", "unpaid": "Bayar", "*": "Belanja"},
-        cta="{verb} sekarang{reason}!", by_deadline=" sebelum {deadline}", by_incentive=" untuk dapat {incentive}",
-        incentive_sentence="Dapatkan {incentive}.",
-        replace={"selamat datang kembali": "selamat datang", "teman lama": "teman",
-                 "untuk pesanan pertamamu": "untuk pesanan berikutnya", "untuk pesanan pertama": "untuk pesanan berikutnya",
-                 "pesanan pertama": "pesanan berikutnya", "pembelian pertamamu": "pembelian berikutnya",
-                 "pembelian pertama": "pembelian berikutnya", "order pertama": "order berikutnya", "pengguna baru": "",
-                 "terima kasih atas pembelian": "barangmu masih menunggu", "terima kasih atas pesanan": "pesananmu menunggu",
-                 "loyalitas": "sambutan", "pelanggan tetap": "kamu", "yang terhormat": "Hai", "yth.": "Hai", "gaes": "",
-                 "dengan ini kami sampaikan hal berikut": "", "bersama ini kami beritahukan bahwa": "",
-                 "bersama surel ini kami sampaikan bahwa": ""},
-        vague=("penawaran spesial", "promo spesial", "promo menarik", "promo luar biasa", "hadiah spesial", "kejutan"),
-        shorten=(("untuk", "utk"), ("dengan", "dgn"), ("yang", "yg")),
-        dangling=("untuk", "dengan", "di", "ke", "pada", "yang", "dan", "kami", "kamu"), code_word="kode"),
-    "tl": Lexicon(
-        verbs=(("i-claim", "I-claim"), ("i-redeem", "I-redeem"), ("gamitin", "Gamitin"), ("i-avail", "I-avail"),
-               ("magbayad", "Magbayad"), ("mag-load", "Mag-load"), ("i-register", "I-register"),
-               ("i-download", "I-download"), ("i-checkout", "I-checkout"), ("mag-order", "Mag-order"),
-               ("bumili", "Bumili"), ("mag-shop", "Mag-shop"), ("claim", "I-claim"), ("order", "Mag-order"),
-               ("shop", "Mag-shop"), ("load", "Mag-load"), ("book", "Mag-book")),
-        default_verb={"cart": "I-checkout", "unpaid": "Magbayad", "*": "Mag-shop"},
-        cta="{verb} na{reason}!", by_deadline=" bago {deadline}", by_incentive=" para sa {incentive}",
-        incentive_sentence="Makakuha ng {incentive}.",
-        replace={"first order mo": "next order mo", "unang order": "susunod na order", "first purchase mo": "next purchase mo",
-                 "unang bili": "susunod na bili", "new user": "", "salamat sa pagbili": "naghihintay ang order mo",
-                 "salamat sa order mo": "naghihintay ang order mo", "salamat sa pag-follow": "hello",
-                 "salamat sa follow": "hello", "suki": "kaibigan", "welcome back": "welcome",
-                 "mangyaring": "paki", "nais naming ipaalam": ""},
-        vague=("special treat", "special offer", "espesyal na alok", "sorpresa", "special promo"),
-        shorten=(("ngayon", "ngayon"),),
-        dangling=("sa", "ng", "ang", "para", "mo", "na", "at")),
-    "th": Lexicon(
-        verbs=(("รับ", "รับ"), ("ใช้โค้ด", "ใช้โค้ด"), ("ชำระเงิน", "ชำระเงิน"), ("ชำระ", "ชำระเงิน"), ("สมัคร", "สมัคร"),
-               ("เติมเงิน", "เติมเงิน"), ("จอง", "จอง"), ("สั่งซื้อ", "สั่งซื้อ"), ("สั่ง", "สั่งซื้อ"), ("ซื้อ", "ซื้อ"),
-               ("ช้อป", "ช้อป")),
-        default_verb={"cart": "สั่งซื้อ", "unpaid": "ชำระเงิน", "*": "ช้อป"},
-        cta="{verb}เลย{reason}!", by_deadline=" ก่อน {deadline}", by_incentive=" รับ {incentive}",
-        incentive_sentence="รับ{incentive}",
-        replace={"ยินดีต้อนรับกลับ": "ยินดีต้อนรับ", "สั่งครั้งแรก": "สั่งครั้งถัดไป", "ออเดอร์แรก": "ออเดอร์ถัดไป",
-                 "ครั้งแรก": "ครั้งถัดไป", "ลูกค้าใหม่": "ลูกค้า", "ขอบคุณที่สั่งซื้อ": "สินค้ารอคุณอยู่",
-                 "ลูกค้าประจำ": "ลูกค้า", "ขาประจำ": "ลูกค้า", "เรียน": "สวัสดี", "ค่าาา": "ค่ะ", "น้าา": "นะ"},
-        vague=("ข้อเสนอพิเศษ", "โปรพิเศษ", "ของขวัญพิเศษ", "เซอร์ไพรส์"), code_word="โค้ด"),
-    "vi": Lexicon(
-        verbs=(("nhận", "Nhận"), ("dùng", "Dùng"), ("nhập mã", "Nhập mã"), ("thanh toán", "Thanh toán"),
-               ("đăng ký", "Đăng ký"), ("nạp", "Nạp"), ("đặt", "Đặt"), ("săn", "Săn"), ("mua", "Mua")),
-        default_verb={"cart": "Đặt hàng", "unpaid": "Thanh toán", "*": "Mua"},
-        cta="{verb} ngay{reason}!", by_deadline=" trước {deadline}", by_incentive=" để nhận {incentive}",
-        incentive_sentence="Nhận {incentive}.",
-        replace={"chào mừng trở lại": "chào mừng", "đơn hàng đầu tiên": "đơn hàng tiếp theo", "đơn đầu tiên": "đơn tiếp theo",
-                 "lần đầu mua": "lần mua tới", "khách hàng mới": "", "người dùng mới": "",
-                 "cảm ơn bạn đã mua": "đơn của bạn đang chờ", "cảm ơn bạn đã đặt": "đơn của bạn đang chờ",
-                 "chào mừng bạn quay trở lại": "chào mừng bạn", "quay trở lại": "", "khách quen": "bạn", "khách hàng thân thiết": "bạn", "kính gửi": "Chào", "quý khách": "bạn",
-                 "nha bà": "nha", "thui": "thôi"},
-        vague=("ưu đãi đặc biệt", "quà đặc biệt", "bất ngờ", "deal đặc biệt"),
-        dangling=("cho", "của", "với", "và", "tại"), code_word="mã"),
-}
+
+
+def _lexicon_of(data: dict) -> Lexicon:
+    """A language file's [rewrite] section as the editor's Lexicon."""
+    return Lexicon(verbs=tuple(tuple(v) for v in data["verbs"]), default_verb=dict(data["default_verb"]),
+                   cta=data["cta"], by_deadline=data["by_deadline"], by_incentive=data["by_incentive"],
+                   incentive_sentence=data["incentive_sentence"], replace=dict(data.get("replace") or {}),
+                   vague=tuple(data.get("vague") or ()), shorten=tuple(tuple(x) for x in data.get("shorten") or ()),
+                   dangling=tuple(data.get("dangling") or ()), code_word=data.get("code_word") or "code")
+
+
+LEXICONS: dict[str, Lexicon] = {c: _lexicon_of(x.rewrite) for c, x in lexicons().items() if x.rewrite}
 # Clauses a length cut must not drop even though they state no term: the law and the way out.
 _KEEP_CLAUSE = re.compile(r"(?i)t&c|terms|syarat|s&k|dti|permit|fteb|stop|unsub|opt[- ]?out|unreg|berhenti|"
                           r"tu choi|từ chối|ยกเลิก|bawal|rm0|\b(?:min|max|maks|minimum|maximum|only|per|each|up to|valid|"
