@@ -2,8 +2,10 @@
 
 A file holds what the agents read and write in that language: the phrase lists that mark a call to action,
 urgency or a wrong assumption about the reader (`[phrases]`), the cues of each message kind (`[kinds]`), the
-words that tell it from a close neighbour (`[detect]`), how it states a voucher (`[incentive]`), its month
-abbreviations, and the rule editor's phrasing (`[rewrite]`). Adding a language means adding a file: the
+words that say what a date or a number is for (`[roles]`: a deadline or a travel day, a discount or a minimum
+spend), the common words that are copy and not a brand name (`[names]`), the words that tell it from a close
+neighbour (`[detect]`), how it states a voucher (`[incentive]`), its
+month abbreviations, and the rule editor's phrasing (`[rewrite]`). Adding a language means adding a file: the
 language detector, the kind classifier, the auditor and the rule editor pick it up from here. A file may
 leave sections out; the agents then read that language with the English lists and say what they could not do.
 """
@@ -30,6 +32,8 @@ class LanguageLexicon:
     phrases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
     detect: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rewrite: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -46,7 +50,7 @@ class LanguageLexicon:
         lists = lambda section: {k: tuple(v) for k, v in (data.get(section) or {}).items()}  # noqa: E731
         return cls(code=data["code"], name=data["name"], lingua=data["lingua"], unspaced=bool(data.get("unspaced")),
                    month_abbr=tuple(data.get("month_abbr") or ()), incentive=dict(data.get("incentive") or {}),
-                   phrases=lists("phrases"), kinds=lists("kinds"), detect=lists("detect"),
+                   phrases=lists("phrases"), kinds=lists("kinds"), detect=lists("detect"), roles=lists("roles"), names=lists("names"),
                    rewrite=dict(data.get("rewrite") or {}))
 
 

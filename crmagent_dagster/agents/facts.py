@@ -61,6 +61,7 @@ class OfferFacts:
         """What a rewrite may state: the original's terms (stale ones included: restating them is checked
         apart) and the structured facts."""
         allowed = terms.Allowed()
+        allowed.add_text(f"{self.title}\n{self.body}")
         for t in self.reading.terms:
             allowed.add(t)
         v = self.voucher

@@ -1,12 +1,15 @@
 """Which language a message is written in, read from its own title and body.
 
-Lingua is built for short and mixed-language text, which is what CRM copy is. Two corrections follow
-what the merchants of this platform write:
+Lingua is built for short and mixed-language text, which is what CRM copy is; the languages it chooses among,
+and the words below, come from the language files (`crmagent_dagster/lexicons/`). Three corrections follow what
+the merchants of this platform write:
 - Taglish. English words carry most Philippine copy, so lingua often ranks English first. When Tagalog is a
-  close second, or the text uses several Tagalog function words, the message is Tagalog ("tl").
-- Malay and Indonesian are close enough that short copy can go either way; a few words only one of them uses
-  ("troli", "percuma" vs "keranjang", "gratis ongkir") and the currency (RM vs Rp) break near ties. The
-  guardrail still treats the pair as one language group.
+  close second, or the text uses several Tagalog function words, the message is Tagalog ("tl"), and `taglish`
+  says it mixes in English, so a writer is asked to keep the mix.
+- Malay and Indonesian are close enough that short copy can go either way. The currency (RM vs Rp) settles it,
+  else the words only one of them uses ("percuma", "baucar", "sila" vs "pulsa", "ketik", "gratis", "kamu"), each
+  language file's `[detect] distinctive` list.
+- Vietnamese typed without diacritics, as bulk SMS often is, which lingua reads as English.
 """
 
 from __future__ import annotations
@@ -14,34 +17,47 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-LANGUAGES = ("en", "ms", "id", "tl", "th", "vi", "zh")
-LANGUAGE_NAMES = {"en": "English", "ms": "Malay", "id": "Indonesian", "tl": "Tagalog (Taglish is fine)", "th": "Thai",
-                  "vi": "Vietnamese", "zh": "Chinese"}
+from crmagent_dagster.lexicon import lexicons
+
+LANGUAGES = tuple(lexicons())
+LANGUAGE_NAMES = {code: lex.name for code, lex in lexicons().items()}
 SIMILAR = frozenset({"ms", "id"})
-_TAGALOG = frozenset({"ang", "ng", "mga", "sa", "ka", "mo", "po", "lang", "naman", "yung", "niyo", "nyo", "ba",
-                      "din", "rin", "ay", "natin", "namin", "ninyo", "ko", "kayo", "tayo", "dito", "ngayon",
-                      "hanggang", "para", "wag", "huwag", "kung", "pa", "na", "ito", "iyong", "inyong", "lamang",
-                      "agad", "bili", "bumili", "makakuha", "libre", "araw"})
-_MALAY_ONLY = frozenset({"troli", "percuma", "anda", "sahaja", "kedai", "baucar", "akaun", "diskaun", "sehingga",
-                         "penghantaran", "belanja", "dapatkan", "jom", "tempahan", "pelanggan", "kami", "nikmati"})
-_INDONESIAN_ONLY = frozenset({"keranjang", "kamu", "ongkir", "yuk", "aja", "diskon", "kode", "pakai", "sampai",
-                              "sekarang", "toko", "belanjaan", "buruan", "kak", "gratis", "kirim", "hemat", "sih"})
-# Vietnamese typed without diacritics, as bulk SMS often is: lingua reads it as English.
-_VIETNAMESE_ASCII = frozenset({"tu", "den", "cua", "ban", "duoc", "tai", "tat", "ca", "cho", "don", "giam", "tang",
-                               "mua", "chi", "tiet", "soan", "gui", "thanh", "vien", "hang", "trong", "thoi", "gian",
-                               "nay", "khong", "ngay", "voi", "cac", "nhan", "uu", "dai", "khach", "tren", "se", "dien",
-                               "thoai", "gop", "lai", "suat", "them", "khi", "toan", "qua", "nhap", "hoac", "sieu",
-                               "thi", "gan", "nhat", "tri", "an"})
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def _detect_list(code: str, name: str) -> tuple[frozenset[str], re.Pattern | None]:
+    """A language's `[detect]` words: single words as a set, anything with punctuation ("s.d.") as a pattern."""
+    words = lexicons()[code].detect.get(name, ()) if code in lexicons() else ()
+    plain = frozenset(w for w in words if _WORD.fullmatch(w))
+    other = [w for w in words if not _WORD.fullmatch(w)]
+    pattern = re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(w) for w in other) + r")(?![\w])", re.I) if other else None
+    return plain, pattern
+
+
+@lru_cache(maxsize=None)
+def _lists() -> dict[str, tuple[frozenset[str], re.Pattern | None]]:
+    return {"tl": _detect_list("tl", "function_words"), "ms": _detect_list("ms", "distinctive"),
+            "id": _detect_list("id", "distinctive"), "vi": _detect_list("vi", "ascii_words")}
+
+
+def _found(code: str, words: set[str], text: str) -> set[str]:
+    plain, pattern = _lists()[code]
+    hits = words & plain
+    if pattern is not None:
+        hits |= {m.group().lower() for m in pattern.finditer(text)}
+    return hits
+
+
+def distinctive_words(code: str, text: str) -> set[str]:
+    """The words of `text` that only `code` (of Malay and Indonesian) uses."""
+    return _found(code, {w.lower() for w in _WORD.findall(text or "")}, text or "")
 
 
 @lru_cache(maxsize=1)
 def _detector():
     from lingua import Language, LanguageDetectorBuilder
 
-    return LanguageDetectorBuilder.from_languages(
-        Language.ENGLISH, Language.MALAY, Language.INDONESIAN, Language.TAGALOG, Language.THAI,
-        Language.VIETNAMESE, Language.CHINESE).build()
+    return LanguageDetectorBuilder.from_languages(*(getattr(Language, lex.lingua) for lex in lexicons().values())).build()
 
 
 def _code(language) -> str:
@@ -49,19 +65,24 @@ def _code(language) -> str:
 
 
 @lru_cache(maxsize=8192)
+def _ranked(text: str) -> tuple[tuple[str, float], ...]:
+    return tuple((_code(c.language), c.value) for c in _detector().compute_language_confidence_values(text))
+
+
+@lru_cache(maxsize=8192)
 def detect(text: str) -> str:
     """ISO 639-1 code of `text` among LANGUAGES; "en" for text with no letters at all."""
-    words = [w.lower() for w in _WORD.findall(text or "")]
+    words = {w.lower() for w in _WORD.findall(text or "")}
     if not words:
         return "en"
-    ranked = [(_code(c.language), c.value) for c in _detector().compute_language_confidence_values(text)]
+    ranked = _ranked(text)
     if not ranked:
         return "en"
     conf = dict(ranked)
     top = ranked[0][0]
-    if top in ("en", "id", "ms", "tl") and len(set(words) & _VIETNAMESE_ASCII) >= 6:
+    if top in ("en", "id", "ms", "tl") and len(_found("vi", words, text)) >= 6:
         return "vi"
-    tagalog = len(set(words) & _TAGALOG)
+    tagalog = len(_found("tl", words, text))
     tl = conf.get("tl", 0)
     # Taglish: English carries the copy, Tagalog function words give it away.
     if top == "en" and (tagalog >= 3 or (tagalog >= 2 and tl >= 0.1) or (tagalog >= 1 and tl >= 0.3)):
@@ -73,10 +94,30 @@ def detect(text: str) -> str:
         ringgit, rupiah = bool(re.search(r"\bRM\s?\d", text)), bool(re.search(r"\bRp\.?\s?\d", text))
         if ringgit != rupiah:
             return "ms" if ringgit else "id"
-        ms, id_ = len(set(words) & _MALAY_ONLY), len(set(words) & _INDONESIAN_ONLY)
-        if ms != id_ and abs(conf.get("ms", 0) - conf.get("id", 0)) < 0.25:
+        ms, id_ = len(_found("ms", words, text)), len(_found("id", words, text))
+        if abs(ms - id_) >= 2 or (ms != id_ and abs(conf.get("ms", 0) - conf.get("id", 0)) < 0.5):
+            return "ms" if ms > id_ else "id"
+    elif top == "en" and max(conf.get("ms", 0), conf.get("id", 0)) >= 0.3:
+        ms, id_ = len(_found("ms", words, text)), len(_found("id", words, text))
+        if abs(ms - id_) >= 2:  # English-looking copy full of one of them ("Info hub 188, ketik REG")
             return "ms" if ms > id_ else "id"
     return top
+
+
+def taglish(text: str) -> bool:
+    """Tagalog copy that carries English along: a writer keeps the mix, not pure Tagalog or pure English."""
+    words = [w.lower() for w in _WORD.findall(text or "")]
+    if not words or len(_found("tl", set(words), text)) < 1:
+        return False
+    english = sum(w in _english_words() for w in words)
+    return english >= max(2, 0.2 * len(words)) or dict(_ranked(text)).get("en", 0) >= 0.2
+
+
+@lru_cache(maxsize=1)
+def _english_words() -> frozenset[str]:
+    from crmagent_dagster.agents.terms import ENGLISH_COMMON
+
+    return ENGLISH_COMMON
 
 
 def of_message(title: str | None, body: str | None, declared: str | None = None) -> str:
@@ -84,6 +125,16 @@ def of_message(title: str | None, body: str | None, declared: str | None = None)
     if declared and declared.lower() in LANGUAGES:
         return declared.lower()
     return detect(f"{title or ''}\n{body or ''}".strip())
+
+
+def writing_instruction(code: str, text: str) -> str:
+    """What a writer is told about the language: its name, and Taglish as Taglish."""
+    if code == "tl" and taglish(text):
+        return "Taglish (Tagalog and English mixed, as the original mixes them; not pure Tagalog, not pure English)"
+    if code in SIMILAR:
+        other = LANGUAGE_NAMES["ms" if code == "id" else "id"]
+        return f"{LANGUAGE_NAMES[code]} (not {other}: keep the original's {LANGUAGE_NAMES[code]} words and spelling)"
+    return LANGUAGE_NAMES.get(code, code)
 
 
 def same(a: str, b: str) -> bool:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
 from crmagent_dagster.currency import code_of
+from crmagent_dagster.lexicon import lexicon, lexicons
 from crmagent_dagster.vocabulary import PHRASES
 
 # Every word of the shared phrase lists is copy, not a name: "PERTAMA" shouted is still "first".
@@ -39,9 +40,9 @@ _SUFFIX_CUR = r"ringgit|rupiah|pesos?|baht|บาท|đồng|VNĐ|vnđ|VND|vnd|�
 _UPTO = (r"(?P<upto>up\s?to|upto|as much as|hingga|sehingga|sampai|s\.?/?d\.?|hanggang|lên\s(?:đến|tới)|đến|tới|"
          r"สูงสุด|ถึง|max\.?|maks\.?|tối đa)\s*")
 _AMOUNT_PRE = re.compile(rf"(?:{_UPTO})?(?<![\w$₱฿₫])(?P<cur>{_PREFIX_CUR})\s?(?P<num>{_NUM})(?:\s?(?P<mult>{_MULT})(?![\w]))?")
-_AMOUNT_POST = re.compile(rf"(?:{_UPTO})?(?<![\w.,])(?P<num>{_NUM})(?:\s?(?P<mult>{_MULT}))?\s?(?P<cur>{_SUFFIX_CUR})(?![^\W\d_\u0E00-\u0E7F])")
-_AMOUNT_BARE = re.compile(rf"(?:{_UPTO})?(?<![\w.,])(?P<num>{_NUM})\s?(?P<mult>{_MULT})(?![\w])")
-_PERCENT = re.compile(rf"(?:{_UPTO})?(?<![\w.,])(?P<num>\d+(?:[.,]\d+)?)\s?(?:%|percent|persen|peratus|porsyento)")
+_AMOUNT_POST = re.compile(rf"(?:{_UPTO})?(?<![\w,])(?<!\d\.)(?P<num>{_NUM})(?:\s?(?P<mult>{_MULT}))?\s?(?P<cur>{_SUFFIX_CUR})(?![^\W\d_\u0E00-\u0E7F])")
+_AMOUNT_BARE = re.compile(rf"(?:{_UPTO})?(?<![\w,])(?<!\d\.)(?P<num>{_NUM})\s?(?P<mult>{_MULT})(?![\w])")
+_PERCENT = re.compile(rf"(?:{_UPTO})?(?<![\w,])(?<!\d\.)(?P<num>\d+(?:[.,]\d+)?)\s?(?:%|percent|persen|peratus|porsyento)")
 _CODE_KEYWORD = re.compile(r"(?i:promo\s?code|voucher\s?code|coupon|code|kod|kode|mã(?:\sgiảm\sgiá)?|โค้ด)"
                            r"\s*[:：]?\s*[\"'“‘]?(?P<code>[A-Z0-9][A-Z0-9_-]{2,19})(?![\w-])")
 _CODE_SHAPE = re.compile(r"(?<![\w-])(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])[A-Z0-9]{4,20}(?![\w-])")
@@ -52,8 +53,12 @@ _DURATION = re.compile(r"(?i)(?<![\w.,])(?P<n>\d{1,3}(?:\s?[-x]\s?\d{1,3})?)\s?(
                        r"phút|years?|yrs?|tahun|taon|năm)(?![^\W\d_])|วัน|นาที|ชั่วโมง|เดือน|สัปดาห์|ปี)")
 _QUANTITY = re.compile(r"(?i)(?<![\w.,])(?P<n>\d{1,3}(?:[.,]\d{3})*)\s?(?P<unit>(?:pcs|pieces?|helai|pasang|biji|units?|points?|"
                        r"poin|pts|điểm|slots?|items?|sets?|pax|botol|bottles?|cups?|ly|cái|chiếc)(?![^\W\d_])|ชิ้น|แต้ม|คะแนน)")
-_SHORTCODE = re.compile(r"(?i:text|txt|sms|send|dial|call|i-text|i-dial|tawag|tumawag|hubungi|gọi|โทร|hotline|tel\.?)"
-                        r"\s*(?::\s*)?(?:[A-Z]{2,12}\s+(?:to|sa|ke|đến)\s+)?(?P<code>[*#]?\d[\d*# -]{1,14}\d#?|[*#]\d+#)")
+_SHORTCODE = re.compile(r"(?i:text|txt|sms|send|dial|call|i-text|i-dial|tawag|tumawag|hubungi|hub|info|cs|ketik|kirim|"
+                        r"balas|reply|taip|hantar|soạn|nhắn|gửi|gọi|โทร|hotline|tel\.?)"
+                        r"\s*(?::\s*)?(?:[A-Z][A-Z0-9]{1,11}(?:\s[A-Z0-9]{1,8})?\s+(?:to|sa|ke|đến|gửi|kirim ke)\s+)?"
+                        r"(?P<code>[*#]?\d[\d*# -]{1,14}\d#?|[*#]\d+#)")
+_KEYWORD = re.compile(r"(?i:text|txt|sms|send|ketik|kirim|balas|reply|taip|hantar|soạn|nhắn|i-text|type)\s+"
+                      r"(?P<kw>[A-Z][A-Z0-9]{0,11}(?:\s[A-Z0-9]{1,8})?)\s+(?i:to|sa|ke|kirim ke|đến|gửi|send to)\s+\d")
 _USSD = re.compile(r"(?<![\w*#])[*#]\d+(?:\*\d+)*#?(?![\w*#])")
 _TIME = re.compile(r"(?<![\w.:])(?:[01]?\d|2[0-3])[:.h][0-5]\d(?:\s?(?:am|pm|AM|PM|น\.))?(?:\s?-\s?(?:[01]?\d|2[0-3])[:.h][0-5]\d"
                    r"(?:\s?(?:am|pm|AM|PM))?)?(?![\w:])|(?<![\w.:])(?:1[0-2]|0?[1-9])\s?(?:am|pm|AM|PM)(?!\w)")
@@ -61,6 +66,13 @@ _NUMBER = re.compile(r"(?<![\w.,:/])(?:\d{1,3}(?:[.,]\d{3})+|\d{3,})(?![\w.,:/]*
 _FREE_SHIPPING = re.compile(r"(?i:free\s?(?:shipping|delivery|ship)|freeship|gratis\s?ongkir|penghantaran\s+percuma|"
                             r"hantar\s+percuma|libreng?\s+(?:shipping|delivery)|free\s+sf|miễn\s+phí\s+(?:vận\s+chuyển|"
                             r"giao\s+hàng|ship)|ส่งฟรี)")
+# A multi-part SMS marker: "1/3" or "(2/2)" opening or closing a message, or bracketed. Not a date (`_parts`).
+_PART = re.compile(r"(?<![\w/.,:])[(\[]?(?P<n>[1-9])\s?/\s?(?P<m>[1-9])[)\]]?(?![\w/.,:%])")
+_DAY_WORD_BEFORE = re.compile(r"(?i)(?:\bon|\bsale|\bthis|\bsa|\bpada|\btgl|\btanggal|ngày|วันที่|\buntil|\bbefore|\bby|"
+                              r"\bhanggang|\bs/d|\bs\.d\.|\bsampai|\bhingga|\bfrom|\bmulai)\W*$")
+# Data and speed quantities in telco copy: "1GB", "3.6Mbps", "500 MB", "100 SMS".
+_DATA_QUANTITY = re.compile(r"(?i)(?<![\d.,])(?P<n>\d+(?:[.,]\d+)?)\s?(?P<unit>[GMKT]B|[GMK]bps|sms|texts?|mins?)(?![\w])")
+_DATA_UNITS = {"texts": "sms", "text": "sms", "mins": "min"}
 _DOUBLE_DAY = re.compile(r"(?<![\w.,/])(?P<d>1[0-2]|[1-9])\.(?P=d)(?![\w.,/])")
 
 # --- dates ---------------------------------------------------------------------------------------
@@ -76,7 +88,7 @@ _THAI_MONTHS = (r"ม\.ค\.|ก\.พ\.|มี\.ค\.|เม\.ย\.|พ\.ค\.|�
 _DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 _YEAR = r"(?:20\d\d|25\d\d|'\d\d)"
 _THAI_YEAR = r"(?:25\d\d|20\d\d|\d\d)"
-_DMY_WORD = rf"{_DAY}\s*(?:-\s*{_DAY}\s+)?(?:{_MONTH_WORDS})\.?(?:,?\s+{_YEAR})?"
+_DMY_WORD = rf"{_DAY}\s*(?:-\s*{_DAY}\s+)?(?:{_MONTH_WORDS})\.?(?:,?\s+{_YEAR}|(?<=[^\W\d_])\d\d(?!\d))?"  # "30Juni16" too
 _MDY_WORD = rf"(?:{_MONTH_WORDS})\.?\s+{_DAY}(?:\s*-\s*{_DAY})?(?:,?\s+{_YEAR})?"
 _THAI = rf"{_DAY}\s*(?:-\s*{_DAY}\s*)?(?:{_THAI_MONTHS})\s*(?:{_THAI_YEAR})?"
 _VI = rf"{_DAY}\s+tháng\s+\d{{1,2}}(?:\s+năm\s+\d{{4}})?"
@@ -120,44 +132,17 @@ _PERSONAL_PHONE_LEAD = re.compile(r"(?:(?i:your|ur|registered|mo|anda|kamu|bạn
                                   r"number\s|no\.?\s|nombor\s|nomor\s|số\s)*|(?i:SĐT|sdt|số điện thoại của bạn)\s*:?\s*)$")
 
 # --- names ---------------------------------------------------------------------------------------
-ENGLISH_COMMON = frozenset("""
-a an the and or but if of to in on at by for with from as is are be was were will can get got have has had our
-your you we us it its this that these those here there now today tonight only just all any more most new hot big
-best top free sale sales off deal deals offer offers promo promos promotion discount discounts voucher vouchers code
-codes shop shopping buy order orders pay payment checkout check out claim redeem use save saving savings enjoy grab
-hurry limited time ends valid until till last chance don't dont miss exclusive special gift gifts reward rewards
-members member vip loyalty thank thanks welcome back hello hi hey dear love loved favourite favorite favourites
-favorites items item cart products product store stores app online mega flash super extra bonus cashback points
-tap click visit see find discover explore learn more start book apply load top-up topup subscribe download register
-sign up upgrade renew reserve enjoy up to max min minimum spend spending above over week weekend month year day days
-daily monday tuesday wednesday thursday friday saturday sunday t&c t&cs tnc terms conditions apply while stocks last
-brand brands collection collections arrivals arrival picks pick price prices drop drops dropped lower low value
-first next again still waiting left forgot complete done ready open want need like know more less every each
-great amazing awesome huge crazy insane omg wow yay yes no not get now free ship shipping delivery free-shipping
-per later you've you're we're we've it's that's there's here's let's can't won't
-""".split())
-# Common words of Malay, Indonesian, Tagalog and Vietnamese copy: capitalised mid-sentence they are honorifics
-# ("Anda", "Quý khách"), not names.
-COMMON_WORDS = ENGLISH_COMMON | frozenset("""
-yang dan di ke dari untuk dengan ini itu anda kamu kami kita ada akan sudah udah belum masih baru lagi semua hanya
-sahaja saja juga atau jika kalau sila silakan terima kasih makasih selamat datang hai halo jom yuk ayo dapatkan dapat
-beli belanja bayar harga diskon diskaun potongan percuma gratis ongkir penghantaran pesanan kedai toko produk barang
-stok sekarang hari minggu bulan tahun jam sehingga hingga sampai berlaku sah tamat cepat buruan jangan lupa khas khusus
-spesial istimewa tawaran hadiah baharu terbaru koleksi pelanggan dihormati terhormat yth encik bapak ibu kak cik puan
-tuan dimaklumkan harap mohon tanya info admin kod kode baucar maksimum maks tambah nilai transaksi pembayaran
-pembelian pemesanan resit pengesahan sebagai penghargaan paket kakak cuma nih dong ya kok sih deh
-ang ng mga sa na ka mo po lang para naman ito yung at o may wala salamat ngayon bili libre hanggang dito namin natin
-ikaw kayo tayo bagong eto heto uy hoy sulit balik
-chào bạn mua giảm đơn ưu đãi chỉ nhanh tay hôm nay ngày tháng cảm ơn quý khách kính gửi xin nhận ngay miễn phí vận
-chuyển và của cho với từ đến tại trên có không đã đang sẽ được mã dạ nha nhé ạ deal giá còn săn
-""".split())
+# Common words of each language's copy (the language files' `[names] common`): capitalised mid-sentence they are
+# copy or honorifics ("Anda", "Quý khách", "Paket"), not names.
+ENGLISH_COMMON = frozenset(lexicons()["en"].names.get("common", ()))
+COMMON_WORDS = frozenset(w for lex in lexicons().values() for w in lex.names.get("common", ()))
 
 
 @dataclass(frozen=True)
 class Term:
     """One stated term: `key` is the same however the term is written; `text` is as written."""
 
-    kind: str  # amount | percent | code | date | duration | url | phone | placeholder | name
+    kind: str  # amount | percent | code | date | duration | quantity | url | phone | placeholder | name | part | ...
     text: str
     key: str
     start: int
@@ -165,6 +150,13 @@ class Term:
     field: str = "body"  # title | body
     upto: bool = False
     stale: bool = False
+    role: str = ""  # what it is for: a date's until/book/start/travel/pay/event/record, a number's benefit/...
+    injected: bool = False  # inside text that addresses a model ("SYSTEM: ...", "ignore previous instructions")
+
+    @property
+    def deadline(self) -> bool:
+        """A date a reader must act by: an offer's end or a booking's last day (not a travel or event day)."""
+        return self.kind == "date" and self.role in DEADLINE_ROLES
 
 
 @dataclass(frozen=True)
@@ -177,17 +169,28 @@ class Personal:
 
 
 @dataclass(frozen=True)
+class Injected:
+    """A stretch of a message that addresses a model instead of a reader."""
+
+    field: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Reading:
-    """What one message states: terms to keep, deadlines already past, personal data."""
+    """What one message states: terms to keep, deadlines already past, personal data, injected text."""
 
     terms: tuple[Term, ...] = ()
     personal: tuple[Personal, ...] = ()
     as_of: date | None = None
+    injected: tuple[Injected, ...] = ()
 
     @property
     def kept_terms(self) -> tuple[Term, ...]:
-        """Terms a rewrite must keep: all but stale dates."""
-        return tuple(t for t in self.terms if not t.stale)
+        """Terms a rewrite must keep: all but stale dates and what sits inside injected text."""
+        return tuple(t for t in self.terms if not t.stale and not t.injected)
 
     @property
     def stale(self) -> tuple[Term, ...]:
@@ -204,13 +207,14 @@ class Market:
     currency: str | None = None
     region: str | None = None
     month_first: bool = False  # 7/15 (Philippines, US) rather than 15/7
+    language: str | None = None  # whose role words apply (English's always do)
 
     @classmethod
     def of(cls, language: str | None, currency: str | None) -> "Market":
         code = code_of(currency) if currency else None
         region = ({"MYR": "MY", "PHP": "PH", "IDR": "ID", "SGD": "SG", "THB": "TH", "VND": "VN", "USD": "US"}.get(code or "")
                   or {"ms": "MY", "id": "ID", "tl": "PH", "th": "TH", "vi": "VN"}.get(language or ""))
-        return cls(currency=code, region=region, month_first=region in ("PH", "US"))
+        return cls(currency=code, region=region, month_first=region in ("PH", "US"), language=language)
 
 
 # --- numbers and amounts ---------------------------------------------------------------------------
@@ -265,12 +269,16 @@ def read(title: str | None, body: str | None, *, language: str | None = None, cu
     market = Market.of(language, currency)
     terms: list[Term] = []
     personal: list[Personal] = []
+    injected: list[Injected] = []
     for field_name, text in (("title", title or ""), ("body", body or "")):
         spans = _Spans()
         found_personal = _personal(text, field_name, market, spans)
         personal += found_personal
-        terms += _with_stale_companions(_read_field(text, field_name, market, as_of, spans, names), text)
-    return Reading(tuple(terms), tuple(personal), as_of)
+        found = _with_stale_companions(_read_field(text, field_name, market, as_of, spans, names), text)
+        here = _injected(text, field_name)
+        injected += here
+        terms += [replace(t, injected=True) if any(i.start <= t.start < i.end for i in here) else t for t in found]
+    return Reading(tuple(terms), tuple(personal), as_of, tuple(injected))
 
 
 def companions(gap: str) -> bool:
@@ -299,6 +307,9 @@ def _read_field(text: str, field_name: str, market: Market, as_of: date | None, 
         spans.claim(start, end)
         out.append(Term(kind, text[start:end], key, start, end, field_name, upto, stale))
 
+    for start, end, n, m in _parts(text):
+        if spans.free(start, end):
+            add("part", start, end, key=f"part:{n}/{m}")
     for m in _PLACEHOLDER.finditer(text):
         if spans.free(*m.span()):
             add("placeholder", *m.span(), key=f"placeholder:{m.group()}")
@@ -311,9 +322,18 @@ def _read_field(text: str, field_name: str, market: Market, as_of: date | None, 
     for m in _USSD.finditer(text):
         if spans.free(*m.span()):
             add("phone", *m.span(), key=f"phone:{m.group()}")
+    for m in _KEYWORD.finditer(text):
+        if spans.free(*m.span("kw")):
+            add("keyword", *m.span("kw"), key=f"keyword:{m.group('kw').upper()}")
     for m in _FREE_SHIPPING.finditer(text):
         if spans.free(*m.span()):
             add("offer", *m.span(), key="offer:free_shipping")
+    for m in _DATA_QUANTITY.finditer(text):
+        if spans.free(*m.span()):
+            value = number(m.group("n"))
+            if value is not None:
+                unit = m.group("unit").lower()
+                add("quantity", *m.span(), key=f"quantity:{_fmt(value)}{_DATA_UNITS.get(unit, unit)}")
     for m in _PERCENT.finditer(text):
         start = m.start("upto") if m.group("upto") else m.start("num")
         if spans.free(start, m.end()):
@@ -368,7 +388,152 @@ def _read_field(text: str, field_name: str, market: Market, as_of: date | None, 
     for start, end in _names(text, names, spans):
         if spans.free(start, end):
             add("name", start, end, key=f"name:{text[start:end].casefold()}")
-    return sorted(out, key=lambda t: t.start)
+    return _with_roles(text, sorted(out, key=lambda t: t.start), market)
+
+
+def _parts(text: str) -> list[tuple[int, int, int, int]]:
+    """(start, end, n, m) of multi-part markers: "1/3" opening or closing the message, or in brackets. "3/3" after
+    "on"/"sale"/"until" is a day, not a part."""
+    out = []
+    for m in _PART.finditer(text):
+        n, total = int(m.group("n")), int(m.group("m"))
+        if n > total:
+            continue
+        bracketed = m.group().startswith(("(", "[")) and m.group().endswith((")", "]"))
+        opens = not re.sub(r"[\W_]", "", text[:m.start()])
+        closes = not re.sub(r"[\W_]", "", text[m.end():])
+        if (bracketed or opens or closes) and not (not bracketed and _DAY_WORD_BEFORE.search(text[:m.start()])):
+            out.append((m.start(), m.end(), n, total))
+    return out
+
+
+# --- roles: what a date or a number is for ------------------------------------------------------------
+DEADLINE_ROLES = frozenset({"until", "book"})  # an offer's last day, a booking's last day: reasons to act now
+_SENTENCE_END = re.compile(r"[!?\n]|\.(?=\s|$)")
+
+
+@lru_cache(maxsize=16)
+def _role_patterns(language: str | None) -> dict[str, tuple[re.Pattern, re.Pattern]]:
+    """Per role list (the language file's `[roles]`, plus English's): a pattern found anywhere in a window, and the
+    same anchored at the window's start (for the words right after a number: "RM5 off", "P350 lang")."""
+    words: dict[str, set[str]] = {}
+    for code in dict.fromkeys([language or "en", "en"]):
+        for name, listed in lexicon(code).roles.items():
+            words.setdefault(name, set()).update(w.lower() for w in listed)
+    unspaced = lexicon(language).unspaced
+    out = {}
+    for name, listed in words.items():
+        body = "|".join(re.escape(w) for w in sorted(listed, key=len, reverse=True))
+        edge_l, edge_r = ("", "") if unspaced else (r"(?<![^\W\d_])", r"(?![^\W\d_])")
+        out[name] = (re.compile(f"{edge_l}(?:{body}){edge_r}", re.I), re.compile(rf"\s*(?:{body}){edge_r}", re.I))
+    return out
+
+
+_ABBREVIATED = frozenset({"min", "max", "maks", "no", "disc", "hrs", "hr", "tel", "yth", "bpk", "pt", "st", "mr", "ms",
+                          "mrs", "dr", "vs", "etc", "approx", "incl", "excl", "sdn", "bhd", "inc", "co", "jl", "ext",
+                          "pls", "tgl", "hub", "ref", "rp", "php", "sgd", "rm"})
+
+
+def _sentence_ends(text: str) -> list[int]:
+    """Where sentences end: !, ?, a new line, or a full stop that does not close an abbreviation ("s.d.", "min.")."""
+    out = []
+    for m in _SENTENCE_END.finditer(text):
+        word = re.search(r"([^\W\d_]+)\.$", text[:m.end()])
+        if m.group() == "." and word and (len(word.group(1)) == 1 or word.group(1).lower() in _ABBREVIATED):
+            continue
+        out.append(m.end())
+    return out
+
+
+def _window_before(text: str, start: int, limit: int) -> str:
+    """The clause before a term, at most `limit` characters: role words do not reach across sentences."""
+    before = text[max(0, start - limit):start]
+    ends = _sentence_ends(before)
+    return before[ends[-1]:] if ends else before
+
+
+def _nearest(patterns: dict[str, tuple[re.Pattern, re.Pattern]], names: tuple[str, ...], window: str
+             ) -> tuple[str, int] | None:
+    """The role list whose match ends nearest the window's end (the longest on a tie), and the gap after it."""
+    best = None
+    for name in names:
+        if name not in patterns:
+            continue
+        for m in patterns[name][0].finditer(window):
+            key = (m.end(), len(m.group()))
+            if best is None or key > best[0]:
+                best = (key, name)
+    return (best[1], len(window) - best[0][0]) if best else None
+
+
+def _date_role(text: str, t: Term, patterns) -> str:
+    found = _nearest(patterns, ("until", "start", "book", "travel", "pay", "event"), _window_before(text, t.start, 45))
+    if _records_a_past_event(text, t.start, t.end) and (found is None or found[0] == "event"):
+        return "record"
+    return found[0] if found else "date"
+
+
+def _number_role(text: str, t: Term, patterns) -> str:
+    """benefit (what the reader gets), threshold (a minimum spend), cap, price, account (a balance, a limit, a bill)
+    or plain amount."""
+    before, after = _window_before(text, t.start, 32), text[t.end:t.end + 24]
+    if t.upto and re.match(r"(?i)max|maks|tối đa|สูงสุด", t.text):
+        return "cap"
+    near = _nearest(patterns, ("cap_before", "threshold_before"), before)
+    if near and near[1] <= 3:  # "max RM25 off", "min. spend RM80": the word beside the number wins
+        return near[0].removesuffix("_before")
+    for name, role in (("benefit_after", "benefit"), ("threshold_after", "threshold"), ("price_after", "price")):
+        if name in patterns and patterns[name][1].match(after):
+            return role
+    if "account" in patterns and (patterns["account"][0].search(before) or patterns["account"][0].search(after)):
+        return "account"
+    near = _nearest(patterns, ("benefit_before", "threshold_before", "cap_before", "price_before"), before)
+    return near[0].removesuffix("_before") if near else "amount"
+
+
+def _with_roles(text: str, found: list[Term], market: Market) -> list[Term]:
+    """Each date and number with its role. A range's ends share the role of the words before it (travel, book),
+    or else run from a start to an until. A past date is stale whatever its role (the message is out of date); what
+    may be done about it depends on the role: only an offer's passed deadline may simply come out."""
+    patterns = _role_patterns(market.language)
+    out = []
+    for t in found:
+        if t.kind == "date":
+            out.append(replace(t, role=_date_role(text, t, patterns)))
+        elif t.kind in ("amount", "percent"):
+            out.append(replace(t, role=_number_role(text, t, patterns)))
+        else:
+            out.append(t)
+    dates = [i for i, t in enumerate(out) if t.kind == "date"]
+    for a, b in zip(dates, dates[1:]):
+        first, second = out[a], out[b]
+        if first.end <= second.start and _RANGE_JOIN.match(text[first.end:second.start]):
+            lead = first.role if first.role in ("travel", "book", "event", "pay") else None
+            out[a], out[b] = replace(first, role=lead or "start"), replace(second, role=lead or "until")
+    return out
+
+
+# --- injected text -------------------------------------------------------------------------------------
+_INJECTION = re.compile(
+    r"(?i)\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+|your\s+)?(?:previous|prior|above|earlier|preceding|"
+    r"system)\s+(?:instructions?|prompts?|rules?|messages?)|(?<![\w])(?:system|assistant|developer)\s*:|"
+    r"</?\s*(?:merchant_text|system|assistant|im_start|im_end)\b[^>]*>|<\|im_(?:start|end)\|>|\byou are now\b|"
+    r"\bas an ai\b|\b(?:rate|score)\s+(?:this|it|the message|both)\b|\brespond (?:only )?with\b|\badmin mode\b|"
+    r"\bnew instructions?\b|\bjailbreak\b")
+
+
+def _injected(text: str, field_name: str) -> list[Injected]:
+    """Sentences that address a model rather than a reader. Terms inside them are none of the merchant's offer."""
+    out: list[Injected] = []
+    for m in _INJECTION.finditer(text):
+        ends = _sentence_ends(text)
+        left = max((e for e in ends if e <= m.start()), default=0)
+        right = next((e for e in ends if e > m.end()), len(text))
+        if out and left <= out[-1].end:
+            left = out[-1].start
+            out.pop()
+        out.append(Injected(field_name, left, right, text[left:right].strip()))
+    return out
 
 
 def _k_is_money(text: str, m: re.Match) -> bool:
@@ -395,10 +560,24 @@ def _urls(text: str) -> list[tuple[int, int, str]]:
     for url, (start, end) in _url_extractor().find_urls(text, get_indices=True):
         trimmed = url.rstrip(".,!?;:)]}'\"")
         end -= len(url) - len(trimmed)
-        if re.fullmatch(r"[\d.,]+", trimmed) or "@" in trimmed:
+        if re.fullmatch(r"[\d.,]+", trimmed) or "@" in trimmed or not _looks_like_a_link(trimmed):
             continue
         out.append((start, end, re.sub(r"^https?://", "", trimmed)))
     return out
+
+
+_SHOUTED_TLDS = frozenset("com net org ph my id sg th vn co io app shop store online link page ly me gov edu".split())
+
+
+def _looks_like_a_link(url: str) -> bool:
+    """A link as written, not two sentences glued at a full stop ("skrg.Promo", "terbatas.Info") or a dotted brand
+    ("MR.DIY"): a scheme, "www." or a path settles it; else the domain is lower-case, or shouted with a common TLD."""
+    if re.match(r"(?i)https?://|www\.", url) or "/" in url:
+        return True
+    domain = url.split(":")[0]
+    if domain.islower() or not re.search(r"[A-Za-z]", domain):
+        return True
+    return domain.isupper() and domain.rsplit(".", 1)[-1].lower() in _SHOUTED_TLDS
 
 
 @lru_cache(maxsize=1)
@@ -515,20 +694,20 @@ def _parse_span(span: str, market: Market, as_of: date | None, year_hint: int | 
     if thai:
         day = int(re.match(r"\d+", span).group())
         year_m = re.search(r"(\d{2,4})\s*$", span[thai.end():])
-        year = _full_year(year_m.group(1), thai=True) if year_m else year_hint or (as_of.year if as_of else date.today().year)
-        return _safe(year, _THAI_MONTH_NUMBER[thai.group(1)], day)
+        year = _full_year(year_m.group(1), thai=True) if year_m else year_hint
+        return _dated(year, _THAI_MONTH_NUMBER[thai.group(1)], day, as_of)
     vi = re.match(r"(\d{1,2})\s+tháng\s+(\d{1,2})(?:\s+năm\s+(\d{4}))?", span)
     if vi:
-        year = int(vi.group(3)) if vi.group(3) else year_hint or (as_of.year if as_of else date.today().year)
-        return _safe(year, int(vi.group(2)), int(vi.group(1)))
+        year = int(vi.group(3)) if vi.group(3) else year_hint
+        return _dated(year, int(vi.group(2)), int(vi.group(1)), as_of)
     numeric = re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})(?:[/.-](\d{2,4}))?", span)
     if numeric:
         a, b = int(numeric.group(1)), int(numeric.group(2))
         month, day = (a, b) if (market.month_first and a <= 12) or b > 12 else (b, a)
         if month > 12:
             month, day = day, month
-        year = _full_year(numeric.group(3)) if numeric.group(3) else year_hint or (as_of.year if as_of else date.today().year)
-        return _safe(year, month, day)
+        year = _full_year(numeric.group(3)) if numeric.group(3) else year_hint
+        return _dated(year, month, day, as_of)
     if re.fullmatch(r"20\d\d-\d\d-\d\d", span):
         return _safe(int(span[:4]), int(span[5:7]), int(span[8:]))
     return _parse_words(span, as_of, year_hint)
@@ -537,6 +716,7 @@ def _parse_span(span: str, market: Market, as_of: date | None, year_hint: int | 
 def _parse_words(span: str, as_of: date | None, year_hint: int | None) -> list[date]:
     """Month-name dates in en/ms/id/tl through dateparser, which knows each language's month names."""
     cleaned = re.sub(r"(?<=\d)(st|nd|rd|th)\b", "", span)
+    cleaned = re.sub(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)", " ", cleaned)  # "30Juni16" -> "30 Juni 16"
     year_m = re.search(r"(?:,?\s+)'?(20\d\d|\d\d)$", cleaned)
     year = _full_year(year_m.group(1)) if year_m and not re.fullmatch(r"\D*\d{1,2}", cleaned) else None
     if year_m and year is not None:
@@ -544,7 +724,7 @@ def _parse_words(span: str, as_of: date | None, year_hint: int | None) -> list[d
     got = _dateparser(cleaned.strip(" .,"))
     if got is None:
         return []
-    return _safe(year or year_hint or (as_of.year if as_of else date.today().year), got[0], got[1])
+    return _dated(year or year_hint, got[0], got[1], as_of)
 
 
 @lru_cache(maxsize=4096)
@@ -556,6 +736,22 @@ def _dateparser(text: str) -> tuple[int, int] | None:
                            settings={"REQUIRE_PARTS": ["day", "month"], "RELATIVE_BASE": datetime(2000, 1, 1),
                                      "PREFER_DATES_FROM": "current_period", "DATE_ORDER": "DMY"})
     return (got.month, got.day) if got else None
+
+
+RECENTLY_PASSED_DAYS = 120  # a yearless date this far back is one that has passed, not next year's
+
+
+def _dated(year: int | None, month: int, day: int, as_of: date | None) -> list[date]:
+    """The date a text means: in its stated year, else its next occurrence from the send date, unless it passed
+    within the last four months ("s.d. 5 Jan" sent on 20 Dec is next January; "until 30 May" sent on 1 June is the
+    May just gone; "Ends 12 Dec" sent in June is this December)."""
+    if year is not None:
+        return _safe(year, month, day)
+    base = as_of or date.today()
+    found = sorted(d for y in (base.year - 1, base.year, base.year + 1) for d in _safe(y, month, day))
+    recent = [d for d in found if base - timedelta(days=RECENTLY_PASSED_DAYS) <= d < base]
+    coming = [d for d in found if d >= base]
+    return (recent[-1:] or coming[:1] or found[-1:]) if found else []
 
 
 def _safe(year: int, month: int, day: int) -> list[date]:
@@ -604,6 +800,44 @@ def _personal(text: str, field_name: str, market: Market, spans: _Spans) -> list
 
 # --- names ---------------------------------------------------------------------------------------
 _TOKEN = re.compile(r"[^\W_][\w'’&+.-]*[\w+]|[^\W_]", re.UNICODE)
+# A dot inside a token ends a sentence that was glued to the next one ("KB.Dapatkan", "terbatas.Promo", "11.Plg",
+# "Mbps.tekan"); between capitals ("MR.DIY") or digits ("3.6") it does not.
+_GLUED = re.compile(r"(?<=[a-z])\.(?=[A-Za-z])|(?<=[A-Za-z])\.(?=[A-Z][a-z])|(?<=\d)\.(?=[A-Za-z])|(?<=[A-Za-z]{2})\.(?=\d)")
+
+
+@dataclass(frozen=True)
+class _Tok:
+    """A token of `_names`, with the span methods of a match."""
+
+    text: str
+    begin: int
+
+    def group(self) -> str:
+        return self.text
+
+    def start(self) -> int:
+        return self.begin
+
+    def end(self) -> int:
+        return self.begin + len(self.text)
+
+    def span(self) -> tuple[int, int]:
+        return self.begin, self.end()
+
+
+def _tokens(text: str) -> list[_Tok]:
+    out = []
+    for m in _TOKEN.finditer(text):
+        cut = 0
+        for g in _GLUED.finditer(m.group()):
+            piece = m.group()[cut:g.start()]
+            if piece:
+                out.append(_Tok(piece, m.start() + cut))
+            cut = g.end()
+        rest = m.group()[cut:]
+        if rest and re.search(r"\w", rest):
+            out.append(_Tok(rest.rstrip("."), m.start() + cut))
+    return [t for t in out if t.text]
 
 
 def _is_common(word: str) -> bool:
@@ -631,7 +865,7 @@ def _names(text: str, known: tuple[str, ...], spans: _Spans | None = None) -> li
             i = lowered.find(name.casefold())
             if i >= 0:
                 out.append((i, i + len(name)))
-    tokens = [t for t in _TOKEN.finditer(text) if spans is None or spans.free(*t.span())]
+    tokens = [t for t in _tokens(text) if spans is None or spans.free(*t.span())]
     words = [t.group() for t in tokens]
     alpha = [w for w in words if w[:1].isalpha()]
     title_case = len(alpha) >= 4 and sum(w[:1].isupper() for w in alpha) >= 0.7 * len(alpha)
@@ -694,8 +928,8 @@ def _names(text: str, known: tuple[str, ...], spans: _Spans | None = None) -> li
 def covers(terms: tuple[Term, ...] | list[Term], text: str, term: Term) -> bool:
     """Does a text whose terms are `terms` still state `term`? Amounts match by value when one side has no
     currency; 'up to' must stay 'up to'; names and other literal terms match as text, ignoring case."""
-    if term.kind in ("name", "placeholder", "duration", "quantity") or term.key.startswith("sale_day:"):
-        if term.kind == "placeholder":
+    if term.kind in ("name", "placeholder", "duration", "quantity", "part", "keyword") or term.key.startswith("sale_day:"):
+        if term.kind in ("placeholder", "part", "keyword"):
             return term.text in text
         if term.kind in ("duration", "quantity"):
             return any(t.key == term.key for t in terms) or term.text.casefold() in text.casefold()
@@ -727,6 +961,12 @@ class Allowed:
     keys: set[str] = field(default_factory=set)
     values: set[str] = field(default_factory=set)  # amount values whatever the currency is written as
     currencies: set[str] = field(default_factory=set)
+    literals: set[str] = field(default_factory=set)  # the original's own tokens, however a rewrite spaces them
+
+    def add_text(self, text: str) -> None:
+        """The original's words and digit runs: "hub:188" supports "hubungi 188", "Info:100" supports "Info: 100"."""
+        self.literals |= {_literal(w) for w in re.findall(r"[*#\w][\w*#./-]*[\w#]|\w", text)}
+        self.literals |= set(re.findall(r"\d{3,}", text))
 
     def add(self, term_or_key: Term | str) -> None:
         key = term_or_key.key if isinstance(term_or_key, Term) else term_or_key
@@ -743,8 +983,10 @@ def invented(rewrite: Reading, allowed: Allowed) -> list[Term]:
     checked by the product and incentive guardrails)."""
     out = []
     for t in rewrite.terms:
-        if t.kind in ("name", "duration", "placeholder", "quantity") or t.key in allowed.keys:
+        if t.kind in ("name", "duration", "placeholder", "quantity", "part") or t.key in allowed.keys:
             continue
+        if t.kind in ("phone", "number", "code", "keyword", "url") and _literal(t.text) in allowed.literals:
+            continue  # the original's own token in another spelling
         if t.kind == "amount":
             _, cur, value = t.key.split(":", 2)
             if value in allowed.values and (cur == "?" or cur in allowed.currencies or not allowed.currencies):
@@ -753,6 +995,10 @@ def invented(rewrite: Reading, allowed: Allowed) -> list[Term]:
             continue
         out.append(t)
     return out
+
+
+def _literal(text: str) -> str:
+    return re.sub(r"[^\w*#]", "", text).casefold()
 
 
 def fact_keys(*, voucher_type: str | None, discount_value: float | None, min_spend: float | None,
