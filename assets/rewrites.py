@@ -7,6 +7,7 @@ from crmagent_dagster.agents import template_agent, workflow
 from crmagent_dagster.agents.guardrails import CHANNELS, DEFAULT_LIMITS, limits_for
 from crmagent_dagster.agents.template_agent import GuardPolicy
 from crmagent_dagster.agents.io import llm_metadata, write_rows
+from crmagent_dagster.agents.kinds import MARKETING
 from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.partitions import DUCKDB_POOL, month_and_segment, month_segment_partitions
 from crmagent_dagster.resources import CRMWarehouse
@@ -18,6 +19,9 @@ REWRITES = dg.AssetKey(["agents", "template_rewrites"])
 class RewriteConfig(dg.Config):
     max_llm_rewrites: int = Field(default=300, description="Cap per partition when the writer is an LLM; none offline.")
     guard_rounds: int = Field(default=2, description="Re-asks of an LLM whose rewrite breaks a guardrail.")
+    rewrite_without_error: bool = Field(
+        default=False, description="Rewrite weak templates the audit finds no error in (and that carry no personal "
+                                   "data or passed date) too; by default they are left unchanged, with the reason.")
     channel: str = Field(default="push", description=f"Channel whose length limits apply: {', '.join(CHANNELS)}.")
     length_limits: dict[str, list[int]] = Field(
         default={k: list(v) for k, v in DEFAULT_LIMITS.items()},
@@ -39,7 +43,8 @@ class RewriteConfig(dg.Config):
                                          description="No rewrite is accepted with a failed guardrail (terms kept, "
                                                      "nothing invented, language, length)."),
                        dg.AssetCheckSpec("every_weak_template_settled", asset=REWRITES,
-                                         description="Every weak template is rewritten (ok) or rejected or failed with "
+                                         description="Every weak template is rewritten (ok), or unchanged, rejected, "
+                                                     "waiting or failed with "
                                                      "a reason; none is silently dropped.")])
 def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, duckdb: CRMWarehouse,
                       llm: LLMResource) -> dg.MaterializeResult:
@@ -53,7 +58,8 @@ def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, 
         inputs = template_agent.load_rewrite_inputs(conn, month, segment)
         vocabulary = workflow.product_vocabulary(conn, month)
         out = [w.as_row() for w in template_agent.rewrite_weak(ctx, rows, inputs, cap=config.max_llm_rewrites,
-                                                                vocabulary=vocabulary, guard=policy)]
+                                                                vocabulary=vocabulary, guard=policy,
+                                                                rewrite_all=config.rewrite_without_error)]
         n = write_rows(conn, "agents.template_rewrites", out, month, segment)
         preview = preview_markdown(conn, "SELECT path, original_title, new_title, new_body FROM agents.template_rewrites "
                                          "WHERE month = $month AND segment = $segment AND status = 'ok' "
@@ -70,6 +76,9 @@ def template_rewrites(context: dg.AssetExecutionContext, config: RewriteConfig, 
         metadata={"dagster/row_count": n, **by_path, "ok": sum(w["status"] == "ok" for w in out),
                   "failed": sum(w["status"] == "failed" for w in out),
                   "rejected": sum(w["status"] == "rejected" for w in out),
+                  "unchanged": sum(w["status"] == "unchanged" for w in out),
+                  "waiting": sum(w["status"] == "waiting" for w in out),
+                  "not_marketing": sum(w["message_kind"] not in MARKETING for w in out),
                   "replaced_by_rules": sum(bool(w.get("replaced_by_rules")) for w in out),
                   "flagged_personal_data": sum("personal_data" in (w["audit_flags"] or []) for w in out),
                   "flagged_stale_offer": sum("stale_offer" in (w["audit_flags"] or []) for w in out),

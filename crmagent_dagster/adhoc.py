@@ -1,14 +1,22 @@
 """`crmagent rewrite`: audit, rewrite and judge templates from a JSONL file, outside Dagster.
 
 Input, one JSON object per line: segment, title, body, and optionally language (detected when absent),
-channel (push, sms, im, email; default push), merchant_id, voucher fields (voucher_type, discount_value,
-min_spend, max_discount, currency as merchants write it: "RM", "₱", "Rp"..., voucher_code, expires_at) and
-product fields (product_name, category_l1..3). Each line gets one output record; a bad line gets an error
-record naming the line and field, and the rest are processed.
+channel (push, sms, im, email; default push), send_date (YYYY-MM-DD: deadlines before it have passed; default
+--as-of), merchant_id, voucher fields (voucher_type, discount_value, min_spend, max_discount, currency as
+merchants write it: "RM", "₱", "Rp"..., voucher_code, expires_at) and product fields (product_name,
+category_l1..3). Each line gets one output record; a bad line gets an error record naming the line and field,
+and the rest are processed.
+
+A record is `ok` only when every stage it needs has answered: the audit, the rewrite (and its re-asks), both
+scores, the judgment in both orders and the audit of the rewrite. In files mode whatever still waits for a
+results file makes the record `waiting` and names the stages. Requests of one input file live in their own
+scope (`adhoc-<file key>|...`), so two files on one --db never replace each other's pending requests, and each
+line's custom_id carries a hash of its content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from datetime import date, datetime
@@ -25,6 +33,7 @@ from crmagent_dagster.agents.language import LANGUAGES
 from crmagent_dagster.agents.retrieval import IndexUnavailable
 from crmagent_dagster.currency import UnknownCurrency, normalize_field
 from crmagent_dagster.llm import LLMResource
+from crmagent_dagster.llm.batch import AWAITING
 from crmagent_dagster.segments import SEGMENT_KEYS
 
 Segment = Literal[SEGMENT_KEYS]  # type: ignore[valid-type]
@@ -39,6 +48,7 @@ class TemplateLine(BaseModel):
     body: str
     language: str | None = None
     channel: Channel = "push"
+    send_date: date | None = None
     merchant_id: str = Field(default="adhoc", alias="shop_id")
     voucher_type: Literal["percentage_off", "fixed_amount_off", "free_shipping"] | None = None
     discount_value: float | None = Field(default=None, ge=0)
@@ -107,6 +117,11 @@ def json_line(record: dict[str, Any]) -> str:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\u0085", "\\u0085") + "\n"
 
 
+def line_of(aggregate_id: str) -> int:
+    """The input line number inside a row id ('line-12-3f2a9c1b' -> 12)."""
+    return int(aggregate_id.split("-")[1])
+
+
 def read_lines(src: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[int, dict[str, Any]]]:
     """Valid lines as rows per segment, and an error record per bad line. JSON Lines are split on "\\n" only:
     U+2028, U+2029, NEL and form feeds inside a line are data."""
@@ -135,17 +150,20 @@ def read_lines(src: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[int, di
 
 
 def rewrite_file(src: Path, dst: Path, llm: LLMResource, db: str | None = None, month: str | None = None,
-                 top_k: int = 3, min_similarity: float = 0.6, as_of: date | None = None) -> dict[str, int]:
-    """Process every line of `src` into `dst`; returns counts of records by status ("ok", "rejected",
-    "failed", "error"). `as_of` is the send date: deadlines before it are stale (default today)."""
+                 top_k: int = 3, min_similarity: float = 0.6, as_of: date | None = None,
+                 rewrite_all: bool = False) -> dict[str, int]:
+    """Process every line of `src` into `dst`; returns counts of records by status ("ok", "unchanged",
+    "rejected", "failed", "waiting", "error"). `as_of` is the send date of lines without their own `send_date`:
+    deadlines before it are stale (default today). `rewrite_all` rewrites templates with no error too."""
     if llm.mode == "files" and not db:
         raise ValueError("files mode keeps its requests in DuckDB between export and import: pass --db")
     conn = duckdb.connect(db or ":memory:", read_only=False)
     by_segment, records = read_lines(src)
+    scope = f"adhoc-{hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]}|"
     try:
         for segment, rows in by_segment.items():
             ctx = workflow.Context(month or "adhoc", segment, conn, llm, log=lambda m: None,
-                                   send_date=as_of or date.today())
+                                   send_date=as_of or date.today(), scope_prefix=scope)
             inputs = template_agent.RewriteInputs()
             rows_all = rows
             if month and db:
@@ -153,7 +171,7 @@ def rewrite_file(src: Path, dst: Path, llm: LLMResource, db: str | None = None, 
                     found = workflow.match_exemplars(ctx, rows, index_path(db, month, segment), top_k, min_similarity)
                 except (IndexUnavailable, duckdb.CatalogException) as e:
                     for r in rows:  # this segment cannot retrieve: its lines get error records, others go on
-                        n = int(r["aggregate_id"].split("-")[1])
+                        n = line_of(r["aggregate_id"])
                         records[n] = {"line": n, "status": "error", "error": f"line {n}: {e}"}
                     continue
                 matches: dict[str, list[dict[str, Any]]] = {}
@@ -163,13 +181,14 @@ def rewrite_file(src: Path, dst: Path, llm: LLMResource, db: str | None = None, 
                 rows_all = rows + [r for r in workflow.load_labelled(conn, month, segment) if r["aggregate_id"] in strong]
                 inputs = replace(template_agent.RewriteInputs(**template_agent.segment_diagnosis(conn, month, segment)),
                                  matches=matches)
-            rewrites = [w.as_row() for w in template_agent.rewrite_weak(ctx, rows_all, inputs, cap=None)]
+            rewrites = [w.as_row() for w in template_agent.rewrite_weak(ctx, rows_all, inputs, cap=None,
+                                                                        rewrite_all=rewrite_all)]
             scores, prefs = workflow.evaluate(ctx, rewrites, {r["aggregate_id"]: r for r in rows_all})
             audits = {(a["aggregate_id"], a["version"]): a for a in workflow.audit_templates(ctx, rows, rewrites)}
             s_by, p_by = {s["aggregate_id"]: s for s in scores}, {p["aggregate_id"]: p for p in prefs}
             by_id = {r["aggregate_id"]: r for r in rows}
             for w in rewrites:
-                n = int(w["aggregate_id"].split("-")[1])
+                n = line_of(w["aggregate_id"])
                 records[n] = _record(n, w, ctx.facts(by_id[w["aggregate_id"]]), audits, s_by.get(w["aggregate_id"]),
                                      p_by.get(w["aggregate_id"]))
     finally:
@@ -184,11 +203,22 @@ def rewrite_file(src: Path, dst: Path, llm: LLMResource, db: str | None = None, 
 
 def _row(n: int, line: TemplateLine) -> dict[str, Any]:
     row = line.model_dump()
-    row.update(aggregate_id=f"line-{n}", template_id=f"line-{n}", shop_id=line.merchant_id, performance_label="weak",
+    content = hashlib.sha256(line.model_dump_json().encode()).hexdigest()[:8]  # another input, another custom_id
+    row.update(aggregate_id=f"line-{n}-{content}", template_id=f"line-{n}", shop_id=line.merchant_id,
+               performance_label="weak",
                mean_score=0.0, category_path=" > ".join(c for c in (line.category_l1, line.category_l2, line.category_l3) if c))
     row["metadata_text"] = metadata_text(row)
     row["voucher_text"] = row["metadata_text"].split("voucher: ", 1)[1] if row["metadata_text"] and "voucher: " in row["metadata_text"] else None
     return row
+
+
+def _stages(w: dict, new: dict, score: dict | None, pref: dict | None) -> tuple[list[str], list[str]]:
+    """The judging stages an ok rewrite still waits for, and those that failed."""
+    stages = {"scores": score, "judgment in both orders": pref, "audit of the rewrite": new or None}
+    waiting = [name for name, row in stages.items() if row is not None and row.get("status") == "waiting"]
+    failed = [f"{name}: {row.get('error') if row else 'missing'}" for name, row in stages.items()
+              if row is None or row.get("status") not in ("ok", "waiting")]
+    return waiting, failed
 
 
 def _record(n: int, w: dict, facts, audits: dict, score: dict | None, pref: dict | None) -> dict[str, Any]:
@@ -196,16 +226,29 @@ def _record(n: int, w: dict, facts, audits: dict, score: dict | None, pref: dict
     new = audits.get((w["aggregate_id"], "rewrite"), {})
     reading = facts.reading
     checks = json.loads(w["guard_checks"] or "[]")
-    ok = w["status"] == "ok"
+    status, error, waiting_for = w["status"], w["error"], []
+    if status == "ok":  # nothing is ok until it is judged
+        waiting_for, failed = _stages(w, new, score, pref)
+        if failed:
+            status, error = "failed", "the rewrite passed its guardrails but its judging failed: " + "; ".join(failed)
+        elif waiting_for:
+            status, error = "waiting", "waiting for " + ", ".join(waiting_for) + f": {AWAITING}"
+    elif status == "waiting":
+        waiting_for = [w["error"].split(":")[0].removeprefix("waiting for ")]
+    ok = status == "ok"
     return {
-        "line": n, "status": w["status"], "error": w["error"], "segment": w["segment"], "channel": w["channel"],
+        "line": n, "status": status, "error": error, "waiting_for": waiting_for, "segment": w["segment"],
+        "channel": w["channel"], "send_date": facts.as_of.isoformat() if facts.as_of else None,
+        "kind": {"kind": facts.kind.kind, "marketing": facts.kind.marketing, "evidence": list(facts.kind.evidence)},
         "path": w["path"], "exemplar_template_ids": w["exemplar_template_ids"], "language": w["language"],
-        "language_detected": facts.language is None,
+        "language_detected": facts.language is None, "taglish": facts.taglish,
         "original": {"title": w["original_title"], "body": w["original_body"],
                      "error_type": original.get("error_type"), "feedback": original.get("feedback"),
                      "flags": original.get("flags") or [], "flag_details": original.get("flag_details"),
-                     "terms": [{"kind": t.kind, "text": t.text} for t in reading.kept_terms],
-                     "stale": [t.text for t in reading.stale], "personal": [p.text for p in reading.personal]},
+                     "terms": [{"kind": t.kind, "text": t.text, **({"role": t.role} if t.role else {})}
+                               for t in reading.kept_terms],
+                     "stale": [t.text for t in reading.stale], "personal": [p.text for p in reading.personal],
+                     "injected": [i.text for i in reading.injected]},
         "rewrite": {"title": w["new_title"], "body": w["new_body"], "error_type": new.get("error_type")},
         "delivered": {"title": w["new_title"] if ok else w["original_title"],
                       "body": w["new_body"] if ok else w["original_body"], "from": "rewrite" if ok else "original"},
@@ -214,8 +257,9 @@ def _record(n: int, w: dict, facts, audits: dict, score: dict | None, pref: dict
                                                                if not c["passed"]]},
         "fallback": {"replaced_by_rules": w["replaced_by_rules"], "reason": w["fallback_reason"]},
         "scores": {k: score[k] for k in ("original_audience", "original_marketing", "rewrite_audience",
-                                         "rewrite_marketing")} if score else None,
-        "preference": {"verdict": pref["verdict"], "position_consistent": pref["position_consistent"]} if pref else None,
+                                         "rewrite_marketing")} if score and score.get("status") == "ok" else None,
+        "preference": {"verdict": pref["verdict"], "position_consistent": pref["position_consistent"]}
+        if pref and pref.get("status") == "ok" else None,
         "backend": {"writer": w["backend"], "attempted": w["attempted_backend"],
                     "judge": score["backend"] if score else None, "model": w["model"]},
         "prompt_version": w["prompt_version"],

@@ -241,21 +241,25 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     # Outside a Dagster run, EnvVar fields (the API key) resolve through the resource's own processing.
     llm = llm_resource_from_env().process_config_and_initialize()
     try:
-        counts = rewrite_file(Path(args.src), Path(args.dst), llm, db=args.db, month=args.month, as_of=args.as_of)
+        counts = rewrite_file(Path(args.src), Path(args.dst), llm, db=args.db, month=args.month, as_of=args.as_of,
+                              rewrite_all=args.rewrite_all)
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
-    print(f"{counts.get('ok', 0)} line(s) rewritten, {counts.get('rejected', 0)} rejected (the original stands; "
-          f"see 'error'), {counts.get('failed', 0)} failed, {counts.get('error', 0)} bad line(s) -> {args.dst}")
+    print(f"{counts.get('ok', 0)} line(s) rewritten, {counts.get('unchanged', 0)} unchanged (nothing to fix, or no "
+          f"sure fix: see 'error'), {counts.get('rejected', 0)} rejected (the original stands), "
+          f"{counts.get('waiting', 0)} waiting, {counts.get('failed', 0)} failed, {counts.get('error', 0)} bad line(s) "
+          f"-> {args.dst}")
     reasons = _reasons(Path(args.dst))
     for reason, n in reasons.most_common():
         print(f"  {n:>5}  {reason}")
-    waiting = sum(n for reason, n in reasons.items() if "awaiting batch results" in reason)
-    if counts.get("error") or counts.get("failed", 0) > waiting:
+    if counts.get("error") or counts.get("failed"):
+        print(f"FAILED: {counts.get('failed', 0)} line(s) failed and {counts.get('error', 0)} line(s) are bad; a re-run "
+              "retries what failed (answers already in the cache are not asked again)", file=sys.stderr)
         return 1
-    if waiting:  # files mode: nothing broke, the answers are not in yet
-        print(f"{waiting} line(s) wait for batch results: crmagent batch export, send the file, crmagent batch import, "
-              "then run this again")
+    if counts.get("waiting"):  # files mode: nothing broke, the answers are not in yet
+        print(f"{counts['waiting']} line(s) wait for batch results: crmagent batch export, send the file, crmagent "
+              "batch import, then run this again", file=sys.stderr)
         return 3
     return 0
 
@@ -278,6 +282,11 @@ def _reasons(out: Path):
         elif record["status"] == "rejected":
             checks = [f.split(":")[0] for f in (record.get("guardrails") or {}).get("failed", [])]
             reasons[f"rejected: {', '.join(checks) if checks else error.split(':')[0]}"] += 1
+        elif record["status"] == "unchanged":
+            kind = (record.get("kind") or {}).get("kind", "?")
+            reasons[f"unchanged ({kind}): {error.split(':')[0] if error.startswith('no error') else 'no sure fix'}"] += 1
+        elif record["status"] == "waiting":
+            reasons[f"waiting for: {', '.join(record.get('waiting_for') or ['batch results'])}"] += 1
     return reasons
 
 
@@ -388,7 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     rw.add_argument("--db", help="DuckDB file: the month to retrieve from, and where the LLM cache and batch "
                                  "requests are kept (needed for CRMAGENT_LLM_MODE=files)")
     rw.add_argument("--as-of", type=_date, default=None,
-                    help="send date YYYY-MM-DD: deadlines before it are flagged as stale (default today)")
+                    help="send date YYYY-MM-DD of lines without their own send_date: deadlines before it are flagged "
+                         "as stale (default today)")
+    rw.add_argument("--rewrite-all", action="store_true",
+                    help="rewrite templates the audit finds no error in too (by default they are left unchanged)")
     rw.set_defaults(func=cmd_rewrite)
 
     batch = sub.add_parser("batch", help="files mode (CRMAGENT_LLM_MODE=files): one requests file out, one results "

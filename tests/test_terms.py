@@ -100,7 +100,7 @@ def test_no_personal_data_in_ordinary_copy():
 def test_the_audit_flags_personal_data_and_stale_offers():
     reading = terms.read("Hi Maricel!", "Enjoy ₱100 off until May 15. Shop now!", language="en", as_of=JUNE)
     result = audit("post_purchase", "Hi Maricel!", "Enjoy ₱100 off until May 15. Shop now!", "en", True,
-                   must_label=True, reading=reading)
+                   reading=reading)
     assert result.flags == ("personal_data", "stale_offer")
     assert "Maricel" in result.flag_details[0] and "May 15" in result.flag_details[1]
 

@@ -1,8 +1,14 @@
-"""The rule-based auditor: exactly one Appendix D error type per message (a rewrite may get none).
+"""The rule-based auditor: at most one Appendix D error type per message, or "none".
+
+The sheet is for marketing copy, so only messages of a marketing kind (an offer, an announcement: `kinds`) are
+audited against it; a reminder, a confirmation, an advisory or a warning gets "none" with a note that its
+purpose is kept. "none" is a normal answer: a message with no error stands out as none, and is not rewritten.
 
 Rules are checked from the most to the least harmful, and the first that fires is the label,
 with feedback that says what was found:
   audience_assumption_error > irrelevant_offer > misaligned_tone > vague_incentive > weak_call_to_action.
+A message that already asks for an action (a call to action, a keyword to text, a code to dial, a link) has a
+call to action, even when the phrase lists do not know its wording.
 
 Beside the label, two flags the paper's sheet lacks, for what a template sent to a whole segment must not
 carry: personal data (a person's name, an account or order number, a personal code or phone) and a stale
@@ -22,6 +28,7 @@ from crmagent_dagster.agents.text_features import (
     TextFeatures,
     features,
 )
+from crmagent_dagster.agents.facts import OfferFacts
 from crmagent_dagster.agents.terms import Reading
 from crmagent_dagster.segments import SEGMENT_BY_KEY
 
@@ -39,12 +46,34 @@ class AuditResult:
 
 
 def audit(segment: str, title: str, body: str, language: str | None, has_voucher: bool,
-          must_label: bool = False, reading: Reading | None = None) -> AuditResult:
-    result = audit_features(segment, features(title, body, language), has_voucher, must_label)
+          reading: Reading | None = None, acts: bool = False) -> AuditResult:
+    """The wording audit of one text, whatever its kind (`audit_message` gates it by kind)."""
+    result = audit_features(segment, features(title, body, language), has_voucher, acts)
     if reading is None:
         return result
     flags, details = flag(reading)
     return AuditResult(result.error_type, result.feedback, flags, details)
+
+
+def audit_message(facts: OfferFacts, title: str | None = None, body: str | None = None) -> AuditResult:
+    """The audit of a message (its original, or a rewrite of it when `title`/`body` are given), by its kind: only
+    marketing copy is held to the Appendix D sheet."""
+    title = facts.title if title is None else title
+    body = facts.body if body is None else body
+    reading = facts.reading if (title, body) == (facts.title, facts.body) else facts.read(title, body)
+    flags, details = flag(reading)
+    if not facts.kind.marketing:
+        return AuditResult("none", f"A {facts.kind.label}, not marketing copy: no Appendix D label, and no sales call "
+                                   "to action. Its purpose is kept; it is checked for personal data, passed dates and "
+                                   f"clarity only. Read as such from {'; '.join(facts.kind.evidence)}.", flags, details)
+    result = audit(facts.segment, title, body, facts.lang, facts.voucher is not None, acts=has_action(reading))
+    return AuditResult(result.error_type, result.feedback, flags, details)
+
+
+def has_action(reading: Reading) -> bool:
+    """The text asks for an action a reader can take: a keyword to text, a code to dial, a link to open."""
+    return any(t.kind in ("keyword", "url") or (t.kind == "phone" and t.text.startswith(("*", "#")))
+               for t in reading.kept_terms)
 
 
 def flag(reading: Reading) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -63,8 +92,8 @@ def flag(reading: Reading) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(flags), tuple(details)
 
 
-def audit_features(segment: str, f: TextFeatures, has_voucher: bool, must_label: bool = False) -> AuditResult:
-    """`must_label`: Appendix D gives every weak original exactly one type, so 'none' is not an answer."""
+def audit_features(segment: str, f: TextFeatures, has_voucher: bool, acts: bool = False) -> AuditResult:
+    """`acts`: the text asks for an action the phrase lists may not know ("Dial *143#", "Ketik YA ke 919")."""
     label = SEGMENT_BY_KEY[segment].label
     if segment in UNFAMILIAR and f.prior_relationship:
         return AuditResult("audience_assumption_error",
@@ -94,16 +123,8 @@ def audit_features(segment: str, f: TextFeatures, has_voucher: bool, must_label:
         return AuditResult("vague_incentive",
                            f"The message {what} but never says what it is; state the discount, minimum spend or "
                            "free shipping exactly.")
-    if not f.has_cta or f.weak_close:
+    if (not f.has_cta and not acts) or f.weak_close:
         return AuditResult("weak_call_to_action",
-                           "No clear, urgent prompt to act; end with an imperative such as 'Shop now' tied to the "
-                           "benefit and, if there is one, the real deadline.")
-    if must_label:
-        if not f.has_urgency:
-            return AuditResult("weak_call_to_action",
-                               "The call to action gives no reason to act now; tie it to the benefit or a real deadline.")
-        if not f.concrete_value:
-            return AuditResult("vague_incentive", "No concrete benefit is stated; say exactly what the reader gets.")
-        return AuditResult("weak_call_to_action",
-                           "No single wording error stands out; the call to action is the weakest part.")
+                           "No clear, urgent prompt to act; end with an imperative tied to the benefit and, if there "
+                           "is one, the real deadline.")
     return AuditResult("none", "No Appendix D error found.")

@@ -1,8 +1,9 @@
-"""One weak template with everything a writer may state about it: its own text and the campaign's facts.
+"""One message, read once: its text, the campaign's facts, and everything the agents need to know about it.
 
-Built once per template from a `core.labelled_templates` row (or a `crmagent rewrite` line) and shared by
-the rule editor, the guardrails and the LLM prompt, so all three read the same stated terms, the same
-language and the same send date.
+Built once per template from a `core.labelled_templates` row (or a `crmagent rewrite` line) at entry, and handed
+to the audit, the rule editor, the LLM prompts, the guardrails and the judge, so all of them read the same kind,
+the same language, the same stated terms with their roles, the same flags and the same send date. The pieces are
+computed on first use and kept (`cached_property`): a message is never re-read for another stage.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 from crmagent_dagster.agents import language as languages
 from crmagent_dagster.agents import terms
+from crmagent_dagster.agents.kinds import MessageKind, classify
 from crmagent_dagster.currency import code_of
-from crmagent_dagster.vocabulary import VoucherFacts, format_amount
+from crmagent_dagster.vocabulary import VoucherFacts, format_amount, has
 
 
 @dataclass(frozen=True)
@@ -32,20 +34,45 @@ class OfferFacts:
     voucher: VoucherFacts | None = None
     voucher_code: str | None = None
     as_of: date | None = None  # the send date: deadlines before it are stale
+    channel: str = "push"
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], as_of: date | None) -> "OfferFacts":
+    def from_row(cls, row: Mapping[str, Any], as_of: date | None, channel: str = "push") -> "OfferFacts":
         currency = code_of(row.get("currency")) if row.get("currency") else None
         return cls(segment=row["segment"], title=row.get("title") or "", body=row.get("body") or "",
                    language=row.get("language"), currency=currency, product_name=row.get("product_name"),
                    categories=tuple(str(row[k]) for k in ("category_l1", "category_l2", "category_l3") if row.get(k)),
                    voucher=voucher_facts(row.get("voucher_type"), row.get("discount_value"), row.get("min_spend"),
                                          row.get("max_discount"), currency, row.get("expires_at")),
-                   voucher_code=row.get("voucher_code"), as_of=as_of)
+                   voucher_code=row.get("voucher_code"), as_of=as_of, channel=row.get("channel") or channel)
 
     @cached_property
     def lang(self) -> str:
         return languages.of_message(self.title, self.body, self.language)
+
+    @cached_property
+    def taglish(self) -> bool:
+        return self.lang == "tl" and languages.taglish(f"{self.title}\n{self.body}")
+
+    @cached_property
+    def language_instruction(self) -> str:
+        """The language as a writer is told it: "Taglish (...)", "Indonesian (not Malay ...)"."""
+        return languages.writing_instruction(self.lang, f"{self.title}\n{self.body}")
+
+    @cached_property
+    def kind(self) -> MessageKind:
+        """What the message is for: an offer or an announcement (marketing), or a reminder, a confirmation, an
+        advisory, a warning (not marketing: no sales call to action, no Appendix D audit)."""
+        acts = (any(t.kind in ("keyword", "url") for t in self.reading.kept_terms)
+                or has(self.lang, "cta", f"{self.title}\n{self.body}"))
+        return classify(self.title, self.body, self.lang, has_voucher=self.voucher is not None,
+                        benefits=len(self.stated_offer), action_to_buy=acts)
+
+    @cached_property
+    def stated_offer(self) -> tuple[terms.Term, ...]:
+        """The benefits the text itself states: a discount, cashback, free shipping ("Disc.30%", "RM5 off")."""
+        return tuple(t for t in self.reading.kept_terms
+                     if t.kind == "offer" or (t.kind in ("percent", "amount") and t.role == "benefit"))
 
     @cached_property
     def reading(self) -> terms.Reading:
@@ -84,27 +111,43 @@ class OfferFacts:
 
     @cached_property
     def deadline(self) -> str | None:
-        """The last date the text states that has not passed, as written (a range's end): the real reason to act
-        now."""
-        dates = [t for t in self.reading.kept_terms if t.kind == "date" and t.key.startswith("date:")]
+        """The last deadline the text states that has not passed, as written: an offer's or a booking's last day
+        (never a travel or event day, a due date or a day without its month). The real reason to act now."""
+        dates = [t for t in self.reading.kept_terms if t.deadline and t.key.startswith("date:")]
         if not dates:
             return None
         last = max(dates, key=lambda t: t.key)
-        return re.split(r"\s*(?:-|–|—|~)\s*(?=\d)", last.text)[-1]
+        written = re.split(r"\s*(?:-|–|—|~)\s*(?=\d)", last.text)[-1]
+        return written if re.search(r"[^\W\d_]|/|\.", written) else None  # "31" alone names no date
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """What a template for a whole segment must not carry, or what a person must look at."""
+        r = self.reading
+        return tuple(f for f, on in (("personal_data", r.personal), ("stale_offer", r.stale),
+                                      ("injected_text", r.injected)) if on)
 
     def facts_lines(self) -> list[str]:
-        """The structured facts as lines for a prompt."""
+        """The structured facts as lines for a prompt: the campaign's voucher, else what the text itself states."""
         lines = [f"Product: {self.product_name or 'none'}",
                  f"Category: {' > '.join(self.categories) or 'none'}"]
         v = self.voucher
+        stated = list(dict.fromkeys(t.text for t in self.stated_offer))
+        codes = list(dict.fromkeys(t.text for t in self.reading.kept_terms if t.kind == "code"))
         if v is None:
-            lines.append("Voucher: none")
+            if stated or codes:
+                said = ", ".join(stated + [f"code {c}" for c in codes])
+                lines.append(f"Voucher: none in the campaign's data; the message itself states {said}")
+            else:
+                lines.append("Voucher: none (neither the campaign's data nor the message states one)")
         else:
             money = lambda x: format_amount(x, v.currency) if v.currency else f"{x:g}"  # noqa: E731
             parts = [v.voucher_type, f"{v.value:g}%" if v.voucher_type == "percentage_off" else
                      (money(v.value) if v.voucher_type == "fixed_amount_off" else "")]
-            if v.min_spend is not None:
+            if v.min_spend:
                 parts.append(f"minimum spend {money(v.min_spend)}")
+            elif v.min_spend is not None:
+                parts.append("no minimum spend")
             if v.max_discount is not None:
                 parts.append(f"cap {money(v.max_discount)}")
             if self.voucher_code:
@@ -113,6 +156,28 @@ class OfferFacts:
                 parts.append(f"expires {v.expires_on:%Y-%m-%d}" + (" (already passed)" if self.expiry is None else ""))
             lines.append("Voucher: " + ", ".join(p for p in parts if p))
         return lines
+
+
+    def must_keep(self) -> list[str]:
+        """The original's terms as a writer must keep them: each as written, with what it is and what it is for."""
+        return list(dict.fromkeys(f"{t.text} ({t.kind}{', ' + ROLE_WORDS[t.role] if t.role in ROLE_WORDS else ''})"
+                                  for t in self.reading.kept_terms))
+
+    def context_lines(self) -> list[str]:
+        """What every prompt about this message says of it: channel, language, send date, kind, facts, terms."""
+        channel = ("SMS: one body and no title" if self.channel == "sms" else
+                   f"{self.channel} message: a title and a body" if self.channel != "push" else
+                   "push notification: a title and a body")
+        kept = self.must_keep()
+        return [f"Channel: {channel}", f"Language: {self.language_instruction}",
+                f"Send date: {self.as_of.isoformat() if self.as_of else 'not given'}",
+                f"What the message is: a {self.kind.label}", *self.facts_lines(),
+                "Terms the message states: " + ("; ".join(kept) if kept else "none")]
+
+
+ROLE_WORDS = {"until": "offer's deadline", "book": "booking deadline", "start": "start date", "travel": "travel date",
+              "event": "event day", "pay": "due date", "record": "date of a past event", "benefit": "a benefit",
+              "threshold": "a minimum spend", "cap": "a cap", "price": "a price", "account": "an account figure"}
 
 
 def voucher_facts(voucher_type: str | None, discount_value, min_spend, max_discount, currency: str | None,

@@ -8,12 +8,17 @@ rewrite are one term, and a voucher typed with currency "RM" supports "MYR 5". A
 - state nothing the original or the structured facts do not (amounts, percentages, codes, dates, links,
   numbers; free shipping or a discount where there is none); not restate a passed deadline; not add personal
   data; claim urgency only with a real deadline; name no product type the plan does not bind;
-- be in the original's language (both detected from their text) and within the channel's length limits.
+- give no number or date a new meaning: a credit limit's 80% is not a discount, a price is not a saving, a
+  travel day is not a deadline (`roles_kept`);
+- be in the original's language (both detected from their text; Indonesian keeps Indonesian words, Malay Malay
+  ones) and within the channel's length limits; an SMS stays within as many parts as the original had and has
+  no title.
 Every check returns a verdict and a reason a person (or an LLM asked again) can act on.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -84,6 +89,10 @@ def check_rewrite(title: str, body: str, facts: OfferFacts, vocabulary: frozense
                         f"{'; '.join(problems)} that neither the voucher nor the original has" if problems
                         else "no incentive beyond the voucher and the original"))
 
+    moved = new_meanings(original, rewrite)
+    checks.append(Check("roles_kept", not moved, "gives " + "; ".join(moved) if moved
+                        else "every number and date keeps its meaning"))
+
     lang = facts.lang
     urgent = has(lang, "urgency", text) and not has(lang, "urgency", f"{facts.title}\n{facts.body}")
     backed = facts.expiry is not None or facts.deadline is not None
@@ -105,13 +114,51 @@ def check_rewrite(title: str, body: str, facts: OfferFacts, vocabulary: frozense
                         "adds personal data: " + ", ".join(f"'{p.text}'" for p in added) if added
                         else "adds no personal data"))
 
+    checks.append(language_check(facts, text))
+    checks.append(length_check(title, body, channel, limits, title_required=bool(facts.title.strip()),
+                               original=(facts.title, facts.body)))
+    return checks
+
+
+def language_check(facts: OfferFacts, text: str) -> Check:
+    """Same language as the original; for Malay and Indonesian (one group to the detector), none of the other's
+    own words that the original does not use ("percuma" in an Indonesian message, "gratis ongkir" in a Malay one)."""
     before = languages.detect(f"{facts.title}\n{facts.body}")
     after = languages.detect(text)
-    same = languages.same(before, after)
-    checks.append(Check("language_kept", same, f"written in {after}, the original is in {before}" if not same
-                        else f"in {after}"))
-    checks.append(length_check(title, body, channel, limits, title_required=bool(facts.title.strip())))
-    return checks
+    if not languages.same(before, after):
+        return Check("language_kept", False, f"written in {after}, the original is in {before}")
+    if facts.lang in languages.SIMILAR:
+        other = "ms" if facts.lang == "id" else "id"
+        slipped = sorted(languages.distinctive_words(other, text) - languages.distinctive_words(other, f"{facts.title}\n{facts.body}"))
+        if slipped:
+            return Check("language_kept", False, f"uses {languages.LANGUAGE_NAMES[other]} words in a "
+                                                 f"{languages.LANGUAGE_NAMES[facts.lang]} message: {', '.join(slipped)}")
+    return Check("language_kept", True, f"in {after}")
+
+
+_BENEFIT_FAMILY = {"benefit"}
+_OTHER_NUMBER_ROLES = {"threshold", "price", "cap", "account"}
+
+
+def new_meanings(original: terms.Reading, rewrite: terms.Reading) -> list[str]:
+    """Numbers and dates the rewrite states with another role than the original's: a limit or a price turned into a
+    discount, a discount into a threshold, a travel or event day into a deadline."""
+    roles: dict[str, set[str]] = {}
+    for t in original.terms:
+        if t.role:
+            roles.setdefault(t.key, set()).add(t.role)
+    out = []
+    for t in rewrite.terms:
+        was = roles.get(t.key)
+        if not was or not t.role or t.role in was:
+            continue
+        if t.kind in ("amount", "percent") and (
+                (t.role in _BENEFIT_FAMILY and was <= _OTHER_NUMBER_ROLES)
+                or (t.role in _OTHER_NUMBER_ROLES - {"cap"} and was <= _BENEFIT_FAMILY)):
+            out.append(f"'{t.text}' a new meaning: it is {'/'.join(sorted(was))} in the original, {t.role} here")
+        elif t.kind == "date" and t.deadline and was <= {"travel", "event", "start", "record"}:
+            out.append(f"'{t.text}' a new meaning: a {'/'.join(sorted(was))} day in the original, a deadline here")
+    return out
 
 
 def limits_for(channel: str, limits: dict[str, tuple[int, int]] | None = None) -> tuple[int, int]:
@@ -122,13 +169,48 @@ def limits_for(channel: str, limits: dict[str, tuple[int, int]] | None = None) -
 
 
 def length_check(title: str, body: str, channel: str, limits: dict[str, tuple[int, int]] | None = None,
-                 title_required: bool = True) -> Check:
+                 title_required: bool = True, original: tuple[str, str] | None = None) -> Check:
+    """Within the channel's limits. An SMS has no title of its own (it keeps the original's, usually none) and
+    stays within as many parts as the original (one part at least: 160 GSM-7 or 70 UCS-2 characters)."""
     max_title, max_body = limits_for(channel, limits)
     problems = [f"title {len(title)} > {max_title}"] * (len(title) > max_title)
     problems += [f"body {len(body)} > {max_body}"] * (len(body) > max_body)
     problems += ["empty title"] * (title_required and not title.strip())
     problems += ["empty body"] * (not body.strip())
+    if channel == "sms" and original is not None:
+        allowed = max(1, sms_parts(original[1]))
+        if sms_parts(body) > allowed:
+            problems.append(f"body takes {sms_parts(body)} SMS part(s), the original {allowed}")
+        if title.strip() and title.strip() != original[0].strip():
+            problems.append("an SMS has no title")
     return Check("length_ok", not problems, ", ".join(problems) or f"within {channel} limits ({max_title}/{max_body})")
+
+
+# GSM 03.38: the characters one 7-bit SMS unit carries (the extension table's take two); any other character
+# sends the whole message as UCS-2.
+_GSM7 = frozenset("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+_GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+
+def sms_encoding(text: str) -> tuple[int, int, int]:
+    """(units, one-part capacity, per-part capacity of a multipart message) of an SMS body."""
+    if all(c in _GSM7 or c in _GSM7_EXTENSION for c in text):
+        return sum(2 if c in _GSM7_EXTENSION else 1 for c in text), 160, 153
+    return len(text.encode("utf-16-le")) // 2, 70, 67
+
+
+def sms_parts(text: str) -> int:
+    units, single, multi = sms_encoding(text)
+    return 0 if units == 0 else 1 if units <= single else math.ceil(units / multi)
+
+
+def sms_capacity(original_body: str) -> int:
+    """How many characters a rewrite of this SMS may use: as many parts as the original (at least one), in the
+    original's encoding."""
+    parts = max(1, sms_parts(original_body))
+    _, single, multi = sms_encoding(original_body)
+    return single if parts == 1 else multi * parts
 
 
 def passed(checks: list[Check]) -> bool:

@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crmagent_dagster.agents import terms
-from crmagent_dagster.agents.auditor import audit
+from crmagent_dagster.agents.auditor import audit_message
 from crmagent_dagster.agents.facts import OfferFacts
-from crmagent_dagster.agents.guardrails import limits_for
+from crmagent_dagster.agents.guardrails import limits_for, new_meanings, sms_parts
 from crmagent_dagster.agents.text_features import BOUGHT_OFTEN, HAVE_BOUGHT, PURCHASE_PENDING, UNFAMILIAR, features
-from crmagent_dagster.lexicon import lexicons
+from crmagent_dagster.lexicon import lexicon, lexicons
 from crmagent_dagster.vocabulary import (
     EMOJI_BY_INTENT,
     INTENT_OF_SEGMENT,
@@ -98,10 +98,12 @@ class Lexicon:
     shorten: tuple[tuple[str, str], ...] = ()
     dangling: tuple[str, ...] = ()  # function words left hanging before punctuation after a removal
     code_word: str = "code"
+    voucher_verbs: tuple[str, ...] = ()  # as found in text: the verbs that take a voucher
+    code_verbs: tuple[str, ...] = ()  # imperatives that need the code after them ("Use code X")
+    shop_verbs: tuple[str, ...] = ()  # imperatives that mean shopping
+    not_shopping: tuple[str, ...] = ()  # what is not shopped: a loan, a load, a bill, a plan
 
 
-VOUCHER_VERBS = frozenset({"claim", "redeem", "use", "tebus", "guna", "klaim", "pakai", "i-claim", "gamitin",
-                           "i-redeem", "รับ", "ใช้โค้ด", "nhận", "dùng", "nhập mã"})
 
 
 def _lexicon_of(data: dict) -> Lexicon:
@@ -110,7 +112,9 @@ def _lexicon_of(data: dict) -> Lexicon:
                    cta=data["cta"], by_deadline=data["by_deadline"], by_incentive=data["by_incentive"],
                    incentive_sentence=data["incentive_sentence"], replace=dict(data.get("replace") or {}),
                    vague=tuple(data.get("vague") or ()), shorten=tuple(tuple(x) for x in data.get("shorten") or ()),
-                   dangling=tuple(data.get("dangling") or ()), code_word=data.get("code_word") or "code")
+                   dangling=tuple(data.get("dangling") or ()), code_word=data.get("code_word") or "code",
+                   voucher_verbs=tuple(data.get("voucher_verbs") or ()), code_verbs=tuple(data.get("code_verbs") or ()),
+                   shop_verbs=tuple(data.get("shop_verbs") or ()), not_shopping=tuple(data.get("not_shopping") or ()))
 
 
 LEXICONS: dict[str, Lexicon] = {c: _lexicon_of(x.rewrite) for c, x in lexicons().items() if x.rewrite}
@@ -118,6 +122,9 @@ LEXICONS: dict[str, Lexicon] = {c: _lexicon_of(x.rewrite) for c, x in lexicons()
 _KEEP_CLAUSE = re.compile(r"(?i)t&c|terms|syarat|s&k|dti|permit|fteb|stop|unsub|opt[- ]?out|unreg|berhenti|"
                           r"tu choi|từ chối|ยกเลิก|bawal|rm0|\b(?:min|max|maks|minimum|maximum|only|per|each|up to|valid|"
                           r"excl|incl|hanya|lang|limit|limited)\b|chỉ|เท่านั้น|ขั้นต่ำ|tối thiểu|tối đa")
+# The closing lines a reader acts on or the law asks for: nothing generic goes after them.
+_FOOTER = re.compile(r"(?i)\b(?:stop|unsub\w*|opt[- ]?out|unreg|berhenti|t&cs?|tncs?|terms\s+(?:and|&)\s+conditions|"
+                     r"syarat|s&k|per\s+dti|dti|fda|permit|bsp|fteb|ser\.?\s*no|regulated|diawasi|terdaftar\s+di)\b")
 # Which phrase lists are wrong for which audiences (the audit's reading).
 _WRONG_FOR = (
     ("prior_relationship", lambda s: s in UNFAMILIAR),
@@ -166,30 +173,47 @@ class _Draft:
             if required:
                 self.unable.append(f"{what}: it would change the stated {', '.join(repr(t.text) for t in broken)}")
             return False
+        if self.facts.channel == "sms" and sms_parts(body) > max(1, sms_parts(self.facts.body), sms_parts(self.body)):
+            if required:
+                self.unable.append(f"{what}: it would send the SMS in {sms_parts(body)} parts")
+            return False
+        moved = new_meanings(self.facts.reading, self.facts.read(title, body))
+        if moved:
+            if required:
+                self.unable.append(f"{what}: it would give {'; '.join(moved)}")
+            return False
         self.title, self.body = title, body
         self.changes.append(what)
         return True
 
 
 def _fix(d: _Draft, lex: Lexicon | None, style: Style | None, goal: EditGoal, error: str, *, first: bool) -> None:
-    """One round of edits for one error type; the first round also gives the segment's winning traits."""
-    lang = d.facts.lang
-    traits = goal.winning_traits if first else frozenset()
-    if lex is not None:
-        if error in ("audience_assumption_error", "irrelevant_offer"):
-            _fix_relationship(d, lex)
-        if error == "vague_incentive" or "concrete_value" in traits or (first and style and style.incentive_in_title):
-            _state_incentive(d, lex, in_title=error == "vague_incentive" or bool(style and style.incentive_in_title),
-                             required=error == "vague_incentive")
-        f = features(d.title, d.body, lang)
-        if error == "weak_call_to_action" or not f.has_cta or f.weak_close or "cta" in traits \
-                or "has_urgency" in traits or (first and style and style.urgency):
-            _call_to_action(d, lex, required=error == "weak_call_to_action")
-    _fix_tone(d, lex, required=error == "misaligned_tone")
+    """One round of edits for the audited error. The first round also states the voucher the campaign's data gives
+    where the text states no value (a sure fix: the facts are the merchant's own), in the title too when the
+    segment's winners lead with it."""
+    if lex is None:
+        if error == "misaligned_tone":
+            _fix_tone(d, lex, required=True)
+        return
+    if error in ("audience_assumption_error", "irrelevant_offer"):
+        _fix_relationship(d, lex)
+    states_none = not d.facts.stated_offer and not terms.states_value(d.text)
+    lead = bool(style and style.incentive_in_title) or "concrete_value" in (goal.winning_traits if first else ())
+    if error == "vague_incentive" or (first and d.facts.voucher is not None and states_none):
+        _state_incentive(d, lex, in_title=error == "vague_incentive" or lead, required=error == "vague_incentive")
+    if error == "weak_call_to_action":
+        _call_to_action(d, lex, required=True)
+    if error == "misaligned_tone":
+        _fix_tone(d, lex, required=True)
 
 
 def rewrite(facts: OfferFacts, style: Style | None = None, goal: EditGoal | None = None) -> RuleRewrite:
-    """Edit one weak template toward `goal`, with an exemplar's `style` on paths 1-2."""
+    """Edit one weak template toward `goal`, with an exemplar's `style` on paths 1-2, where the fix is sure.
+
+    Any message loses personal data and, where its sentence stays whole without it, a passed deadline. Marketing
+    copy (an offer, an announcement) also gets the fix for its audited Appendix D error. A reminder, confirmation,
+    advisory or warning keeps its purpose and wording. What could not be fixed with confidence is in `unable`,
+    and what a person must supply in `needs`."""
     goal = goal or EditGoal()
     lang = facts.lang
     lex = LEXICONS.get(lang)
@@ -199,22 +223,30 @@ def rewrite(facts: OfferFacts, style: Style | None = None, goal: EditGoal | None
     _remove_personal_data(d)
     _remove_passed_deadlines(d)
     error = goal.error_type or "none"
-    fixed: set[str] = set()
-    for round_ in range(3):  # fixing one error can uncover the next ("first order" gone, the offer is still vague)
-        if round_:
-            error = audit(facts.segment, d.title, d.body, lang, facts.voucher is not None).error_type
-            if error == "none" or error in fixed:
+    if facts.kind.marketing:
+        fixed: set[str] = set()
+        for round_ in range(3):  # fixing one error can uncover the next ("first order" gone, the offer is still vague)
+            if round_:
+                error = audit_message(facts, d.title, d.body).error_type
+                if error == "none" or error in fixed:
+                    break
+            fixed.add(error)
+            before = (d.title, d.body, len(d.changes), len(d.needs))
+            _fix(d, lex, style, goal, error, first=round_ == 0)
+            if error != "none" and (d.title, d.body) != before[:2] \
+                    and audit_message(facts, d.title, d.body).error_type == error:
+                # edits that leave the error standing only change words: undo them
+                d.title, d.body = before[:2]
+                del d.changes[before[2]:], d.needs[before[3]:]
+                d.unable.append(f"fix {error.replace('_', ' ')}: the sure edits leave it standing")
                 break
-        fixed.add(error)
-        _fix(d, lex, style, goal, error, first=round_ == 0)
-    error = goal.error_type or "none"
-    if (style and style.emoji) or "emoji" in goal.winning_traits:
-        _add_emoji(d)
-    if style and style.brief:
-        _drop_filler(d, limit=90)
+        error = goal.error_type or "none"
+        if d.changes and ((style and style.emoji) or "emoji" in goal.winning_traits):
+            _add_emoji(d)  # the winners' look, only on a message that needed a fix anyway
     _fit(d, lex, goal)
     if error != "none" and (d.title, d.body) == (facts.title, facts.body):
-        d.unable.append(f"no edit fixes {error.replace('_', ' ')} without inventing or dropping a stated term")
+        d.unable.append(f"no rule fixes {error.replace('_', ' ')} with confidence without inventing or dropping a "
+                        "stated term; an LLM or a person can rewrite it")
     return RuleRewrite(d.title, d.body, lang, d.changes, d.unable, d.needs)
 
 
@@ -244,9 +276,10 @@ def _remove_personal_data(d: _Draft) -> None:
         d.needs.append("personalise with your CRM tool's placeholders if the message should address each reader")
 
 
-_DEADLINE_LEAD = re.compile(r"(?i)(?:(?<![\w])(?:valid(?:\s+(?:until|till|from))?|ends?|until|till|from|berlaku|sah|"
-                            r"hingga|sehingga|sampai|s/d|s\.d\.|hanggang|bago(?:\s+mag-)?|tamat|sebelum|before|by|"
-                            r"ถึง|ภายใน|ก่อน|วันที่|đến(?:\s+hết)?(?:\s+ngày)?|từ|hạn|hsd|tới|ngày)\s*)+$")
+# The words that lead a deadline in any language file ("valid until", "s.d.", "hanggang", "áp dụng đến"), repeated
+# ("berlaku s.d."), so a cut takes the lead with the date.
+_DEADLINE_LEAD = re.compile(r"(?i)(?:(?<![\w])(?:" + "|".join(re.escape(w) for w in terms.role_words("until", "book", "start"))
+                            + r"|hsd|ngày|วันที่)\s*)+$")
 _RANGE_JOIN = re.compile(r"^\s*(?:-|–|—|to|until|hingga|sehingga|sampai|s/d|hanggang|đến|ถึง|~)\s*$", re.I)
 _DEADLINE_TAIL = re.compile(r"(?i)(?:,?\s*(?:\d{1,2}[:.]\d{2}\s?(?:am|pm)?|only|lang|sahaja|saja|เท่านั้น|thôi))*")
 
@@ -265,34 +298,96 @@ def _stale_spans(d: _Draft, title: str, body: str) -> list[tuple[str, int, int]]
 
 
 def _remove_passed_deadlines(d: _Draft) -> None:
+    """A passed offer deadline comes out where the sentence around it stays whole ("valid until 30 May." at a
+    clause's end, "(s.d. 22 Mei)", a "Promo period: ..." sentence); else a person sets the new date. A passed
+    travel or event day is never cut: the message is out of date, and a person must look at it."""
     stale = d.facts.reading.stale
     if not stale:
         return
-    d.dropped_ok |= {t.key for t in stale}
     as_of = d.facts.as_of.isoformat() if d.facts.as_of else "the send date"
+    days = [t for t in stale if t.kind == "date" and t.role in ("travel", "event")]
+    deadlines = [t for t in stale if t not in days]
+    if days:
+        written = ", ".join(f"'{w}'" for w in dict.fromkeys(t.text for t in days))
+        d.needs.append(f"a check that the message is still current: it refers to {written}, which had passed by {as_of}")
+    if not deadlines:
+        return
+    d.dropped_ok |= {t.key for t in deadlines}
+    written = ", ".join(f"'{w}'" for w in dict.fromkeys(t.text for t in deadlines))
+    broken: list[str] = []
 
     def strip(title: str, body: str) -> tuple[str, str]:
         out = {"title": title, "body": body}
-        for _ in range(8):  # one span at a time: a removed clause can take another span with it
-            spans = _stale_spans(d, out["title"], out["body"])
+        for _ in range(8):  # one span at a time, from the right
+            spans = [s_ for s_ in _stale_spans(d, out["title"], out["body"]) if s_ not in broken]
             if not spans:
                 break
             field_name, start, end = max(spans, key=lambda x: x[1])
+            cut = _deadline_cut(out[field_name], start, end, d.facts.lang)
+            if cut is None:
+                broken.append((field_name, start, end))
+                continue
             text = out[field_name]
-            lead = _DEADLINE_LEAD.search(text[:start])
-            start = lead.start() if lead else start
-            label = re.search(r"(?:^|(?<=[.!?]\s))[^.!?:\n]{1,30}:\s*$", text[:start])  # "Promo period: <date>"
-            start = label.start() if label else start
-            tail = _DEADLINE_TAIL.match(text[end:])
-            end += tail.end() if tail else 0
-            # the whole deadline phrase goes: "HSD: 31/5", "28 Mei, 11:59PM"
-            d.dropped_ok |= {t.key for t in d.facts.read(text[start:end], "").terms}
-            out[field_name] = _remove_clause_or_phrase(text, start, end, limit=2)
+            d.dropped_ok |= {t.key for t in d.facts.read(text[cut[0]:cut[1]], "").terms}
+            out[field_name] = _cut(text, *cut)
         return out["title"], out["body"]
 
-    written = ", ".join(f"'{w}'" for w in dict.fromkeys(t.text for t in stale))
-    d.edit(f"removed the passed deadline {written}", strip)
-    d.needs.append(f"a new deadline: {written} had passed by {as_of}; the rewrite does not invent one")
+    if d.edit(f"removed the passed deadline {written}", strip, required=False) and not broken:
+        d.needs.append(f"a new deadline: {written} had passed by {as_of}; the rewrite does not invent one")
+        return
+    d.unable.append(f"remove the passed deadline {written}: the sentence around it would not stay whole without it")
+    d.needs.append(f"a new date in place of {written}, which had passed by {as_of}: a person must set it")
+
+
+def _deadline_cut(text: str, start: int, end: int, lang: str) -> tuple[int, int] | None:
+    """The span to cut for a passed deadline at text[start:end], or None when no cut leaves whole sentences.
+
+    Cut: the whole sentence when it says nothing but the deadline ("Valid until 30 May.", "Promo period: 1-31
+    May."); a parenthesis that holds only the deadline; the deadline with its lead ("until", "s.d.", "hanggang")
+    when it closes its clause and the clause keeps two words. Nothing else."""
+    tail = _DEADLINE_TAIL.match(text[end:])
+    end += tail.end() if tail else 0
+    lead = _DEADLINE_LEAD.search(text[:start])
+    phrase_start = lead.start() if lead else start
+    sentence = _sentence_of(text, phrase_start, end)
+    rest = text[sentence[0]:phrase_start] + " " + text[end:sentence[1]]
+    label = re.fullmatch(r"\s*[^.!?:\n]{1,30}:\s*", text[sentence[0]:phrase_start])  # "Promo period: <date>"
+    if len(_words(rest)) <= 3 and not _KEEP_CLAUSE.search(rest) and (lead or label) and not _has_terms(rest, lang):
+        return sentence
+    before, after = text[:phrase_start], text[end:]
+    if re.search(r"\(\s*$", before) and re.match(r"\s*\)", after):
+        return before.rstrip().rstrip("(").__len__(), end + re.match(r"\s*\)", after).end()
+    closes = re.match(r"\s*(?:[.!?;)\n]|,\s|$)", after)
+    if lead is None or not closes:
+        return None
+    clause = text[_clause_start(text, phrase_start):phrase_start]
+    if len(_words(clause)) < 3 or re.search(_dangling(lang), clause):
+        return None
+    return phrase_start - (len(before) - len(before.rstrip(" ,-–"))), end
+
+
+def _sentence_of(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence around text[start:end] (a full stop after "min." or "s.d." ends none)."""
+    ends = terms.sentence_ends(text)
+    left = max((e for e in ends if e <= start), default=0)
+    right = min((e for e in ends if e >= end), default=len(text))
+    return left, right
+
+
+def _clause_start(text: str, i: int) -> int:
+    ends = [e for e in terms.sentence_ends(text[:i])]
+    ends += [m.end() for m in re.finditer(r"[;:](?=\s)|,\s|\s[-–—]\s", text[:i])]
+    return max(ends, default=0)
+
+
+def _dangling(lang: str) -> str:
+    lex = LEXICONS.get(lang) or LEXICONS["en"]
+    words = "|".join(re.escape(w) for w in (*lex.dangling, *LEXICONS["en"].dangling))
+    return rf"(?i)(?:^|\s)(?:{words})\s*$"
+
+
+def _has_terms(text: str, lang: str) -> bool:
+    return any(t.kind not in ("name",) for t in terms.read("", text, language=lang).terms)
 
 
 def _replace_phrases(d: _Draft, lex: Lexicon, categories: list[str], what: str, required: bool) -> None:
@@ -301,62 +396,71 @@ def _replace_phrases(d: _Draft, lex: Lexicon, categories: list[str], what: str, 
     def apply(title: str, body: str) -> tuple[str, str]:
         return tuple(_replace_in(text, lang, lex, categories) for text in (title, body))  # type: ignore[return-value]
 
-    if not d.edit(what, apply, required=required) and required:
-        still = [m.group() for c in categories for m in hits(lang, c, d.text)]
-        if still:
-            d.unable.append(f"{what}: could not reword {', '.join(repr(s) for s in still)}")
+    d.edit(what, apply, required=required)
+    still = [m.group() for c in categories for m in hits(lang, c, d.text)]
+    if still and required:
+        d.unable.append(f"{what}: no sure rewording of {', '.join(repr(s) for s in dict.fromkeys(still))} (the phrase "
+                        "tables have no replacement, and cutting it would break its sentence)")
 
 
 def _replace_in(text: str, lang: str, lex: Lexicon, categories: list[str]) -> str:
-    """Reword or remove every phrase of these lists, one at a time from the right: a removed clause can take a
-    neighbouring phrase with it, so the text is searched again after each edit."""
+    """Reword every phrase of these lists that the language's table has a replacement for, one at a time from the
+    right. A phrase with no replacement goes only when it is its sentence's whole point ("We miss you!" standing
+    alone, "Just letting you know."), or, when the table says to drop it, at the start of its clause ("Kindly be
+    advised that your order..."). Anything else stays: cutting words out of a sentence is not a sure fix."""
+    skipped: set[int] = set()
     for _ in range(24):
-        found = [m for c in categories for m in hits(lang, c, text)]
+        found = [m for c in categories for m in hits(lang, c, text) if m.start() not in skipped]
         if not found:
             break
         m = max(found, key=lambda m: m.start())
         phrase = m.group().lower()
         table = lex.replace if phrase in lex.replace or phrase.rstrip("!?.") in lex.replace else LEXICONS["en"].replace
         replacement = table.get(phrase, table.get(phrase.rstrip("!?."), None))
-        if replacement is None:
-            text = _remove_clause_or_phrase(text, m.start(), m.end(), lex)
+        opens = _opens_clause(text, m.start())
+        if replacement and not opens and any(m.group().lower() in lex_.phrases.get("formal", ())
+                                             for lex_ in (lexicon(lang), lexicon("en"))):
+            skipped.add(m.start())  # "Tuan/Puan yang dihormati" is no "Hai" mid-clause
+            continue
+        s_, e_ = _sentence_of(text, m.start(), m.end())
+        alone = len(_words(text[s_:m.start()] + " " + text[m.end():e_])) <= 2 and not _has_terms(text[s_:e_], lang)
+        if replacement is None or (not replacement and not opens):
+            if alone and text[:s_].strip() + text[e_:].strip():
+                text = _cut(text, s_, e_)
+            else:
+                skipped.add(m.start())
         elif not replacement:
             text = _cut(text, m.start(), m.end())
         else:
-            opens = not text[:m.start()].strip() or bool(re.search(r"[.!?\n]\s*$", text[:m.start()]))
             if opens and m.group()[:1].isupper():
                 replacement = replacement[:1].upper() + replacement[1:]
             text = text[:m.start()] + replacement + text[m.end():]
     return text
 
 
+def _opens_clause(text: str, i: int) -> bool:
+    return not text[:i].strip() or bool(re.search(r"(?:[.!?,:;\n]|^)\s*(?:[^\w\s]\s*)*$", text[:i]))
+
+
 def _fix_relationship(d: _Draft, lex: Lexicon) -> None:
+    """Every phrase that assumes the wrong relationship reworded, or none: a message that still says "we miss you"
+    after "welcome back" became "welcome" is no better, so a partial fix is undone."""
     wrong = [c for c, applies in _WRONG_FOR if applies(d.facts.segment)]
+    before = (d.title, d.body, len(d.changes))
     _replace_phrases(d, lex, wrong, "reworded what assumes the wrong relationship with this audience", required=True)
-
-
-_THRESHOLD = re.compile(r"(?:min\.?|minimum|spend|belanja|pembelian|purchase of|purchases?|orders? (?:above|over)|above|over|"
-                        r"from|mula|dari|worth|pataas|ขั้นต่ำ|ครบ|từ|tối thiểu|giá|harga|now|only|lang|just|เหลือ|còn)\s*$")
-_THRESHOLD_AFTER = re.compile(r"\s*(?:pataas|and above|ke atas|ขึ้นไป|trở lên)")
-_BENEFIT_AFTER = re.compile(r"\s?(?:off|discount|cashback|rebate|voucher|diskaun|diskon|potongan|worth of vouchers)\b", re.I)
-_BENEFIT_WORD_BEFORE = re.compile(r"(cashback|diskon|diskaun|discount|potongan|giảm|ลด|hoàn tiền)\s*$", re.I)
-_BENEFIT_BEFORE = re.compile(r"(?:save|get|enjoy|dapatkan|dapat|nikmati|jimat|hemat|giảm|ลด|tipid|makakuha ng|extra|"
-                             r"tambahan|thêm)\s*(?:up to|hingga|sehingga|s/d|hanggang)?\s*$", re.I)
+    if (d.title, d.body) != before[:2] and any(hits(d.facts.lang, c, d.text) for c in wrong):
+        d.title, d.body = before[:2]
+        del d.changes[before[2]:]
+        d.unable.append("reword what assumes the wrong relationship: only part of it has a sure rewording, and half a "
+                        "fix still misreads the audience")
 
 
 def _incentive(d: _Draft, lang: str) -> tuple[str, str] | None:
-    """(long, short) phrase of the concrete incentive: the voucher's, else the first value the text states."""
+    """(long, short) phrase of the concrete incentive: the voucher's, else the first benefit the text states (a
+    discount, cashback, free shipping: never a price, a minimum spend, a cap or an account figure)."""
     if d.facts.voucher is not None:
         return incentive_phrases(d.facts.voucher, lang)
-    def benefit(t: terms.Term) -> bool:
-        text = d.facts.title if t.field == "title" else d.facts.body
-        before, after = text[max(0, t.start - 24):t.start].lower(), text[t.end:t.end + 14].lower()
-        if _THRESHOLD.search(before) or _THRESHOLD_AFTER.match(after):
-            return False
-        return t.kind in ("percent", "offer") or bool(_BENEFIT_AFTER.match(after) or _BENEFIT_BEFORE.search(before))
-
-    values = [t for t in d.facts.reading.kept_terms if t.kind in ("amount", "percent", "offer")
-              and not t.key.endswith(":0") and benefit(t)]
+    values = [t for t in d.facts.stated_offer if not t.key.endswith(":0")]
     if not values:
         return None
     t = values[0]
@@ -367,31 +471,17 @@ def _incentive(d: _Draft, lang: str) -> tuple[str, str] | None:
     return phrase, phrase[:1].upper() + phrase[1:]
 
 
+_BENEFIT_WORD_BEFORE = re.compile(r"(cashback|diskon|diskaun|discount|potongan|giảm|ลด|hoàn tiền)\s*$", re.I)
+
+
 def _state_incentive(d: _Draft, lex: Lexicon, *, in_title: bool, required: bool) -> None:
     lang = d.facts.lang
     found = _incentive(d, lang)
     vague = re.compile(r"(?<!\w)(" + "|".join(re.escape(v) for v in lex.vague) + r")(?!\w)", re.I)
     if found is None:
         if required:
-            def drop_promise(title: str, body: str) -> tuple[str, str]:
-                # a clause that mentions a promotion and states no term of its own promises nothing real
-                for _ in range(6):
-                    stated = [(t.start, t.end) for t in d.facts.read("", body).terms]
-                    promo = [m for m in list(vague.finditer(body)) + hits(d.facts.lang, "promo", body)
-                             if not any(_clause_of(body, m.start())[0] <= s < _clause_of(body, m.start())[1]
-                                        for s, _ in stated)]
-                    if not promo:
-                        break
-                    m = promo[-1]
-                    body = _remove_clause_or_phrase(body, m.start(), m.end(), lex, limit=4)
-                return title, body
-
-            if d.edit("dropped a promise of an offer that neither the voucher nor the text states", drop_promise,
-                      required=False):
-                d.needs.append("the offer's terms, if there is one: the message no longer promises an unstated deal")
-            else:
-                d.unable.append("state the incentive: neither the voucher nor the text says what the offer is")
-                d.needs.append("the offer's terms (amount, percentage or free shipping)")
+            d.unable.append("state the incentive: neither the campaign's voucher nor the text says what the offer is")
+            d.needs.append("the offer's terms (amount, percentage or free shipping), if there is one")
         return
     long, short = found
 
@@ -401,26 +491,28 @@ def _state_incentive(d: _Draft, lex: Lexicon, *, in_title: bool, required: bool)
         m = vague.search(body)
         if m:
             return title, body[:m.start()] + long + body[m.end():]
-        return title, _append_sentence(body, lex.incentive_sentence.format(incentive=long))
+        return title, _append_sentence(body, lex.incentive_sentence.format(incentive=long), before_footer=True)
 
     d.edit("stated the concrete incentive instead of a vague one", body_edit, required=required)
     if in_title and d.title.strip() and not terms.states_value(d.title):
         def title_edit(title: str, body: str) -> tuple[str, str]:
             m = vague.search(title)
             if m:
-                return title[:m.start()] + short + title[m.end():], body
+                said = short if _opens_clause(title, m.start()) else long.split(" (")[0]
+                return title[:m.start()] + said + title[m.end():], body
             lead = re.match(f"[{_EMOJI_CHARS}\\s]*", title).group()
             return f"{lead}{short}: {title[len(lead):]}", body
 
         d.edit("put the incentive in the title", title_edit, required=False)
 
 
-CODE_VERBS = frozenset({"Use", "Guna", "Pakai", "Gamitin", "Dùng", "Nhập mã", "ใช้โค้ด"})
 
 
-def _verb(d: _Draft, lex: Lexicon) -> str:
-    """The message's own verb: a voucher verb when there is a voucher, the segment's verb when the text uses
-    it (pay, to unpaid-order buyers), else the first; with a code, "use" takes it ("Use code X")."""
+def _verb(d: _Draft, lex: Lexicon) -> str | None:
+    """The message's own verb: a voucher verb when there is a voucher, the segment's verb when the text uses it
+    (pay, to unpaid-order buyers), else the first; with a code, "use" takes it ("Use code X"). Without one of its
+    own, the segment's verb, but only where the offer is a shop's (a voucher or a product): never "Shop" on a
+    loan, a load, a bill or a plan. None when no verb fits with confidence."""
     text = d.text.lower()
     voucher = d.facts.voucher is not None or bool(d.facts.reading.of_kind("code"))
     preferred = (lex.default_verb.get(INTENT_OF_SEGMENT[d.facts.segment]) or "").lower()
@@ -429,39 +521,72 @@ def _verb(d: _Draft, lex: Lexicon) -> str:
         pattern = re.escape(written) if d.facts.lang in UNSPACED else rf"(?<![\w-]){re.escape(written)}(?![\w-])"
         m = re.search(pattern, text)
         if m:
-            found.append((not (voucher and written in VOUCHER_VERBS), imperative.lower() != preferred, m.start(),
+            found.append((not (voucher and written in lex.voucher_verbs), imperative.lower() != preferred, m.start(),
                           imperative))
     codes = [t for t in d.facts.reading.kept_terms if t.kind == "code"]
-    found = [f for f in found if f[3] not in CODE_VERBS or codes]  # "Use now" says nothing without the code
-    verb = min(found)[3] if found else (lex.default_verb.get(INTENT_OF_SEGMENT[d.facts.segment]) or lex.default_verb["*"])
-    if verb in CODE_VERBS and codes and codes[0].text in d.text:
+    found = [f for f in found if f[3] not in lex.code_verbs or codes]  # "Use now" says nothing without the code
+    not_shopping = _mentions(text, lex.not_shopping + LEXICONS["en"].not_shopping, d.facts.lang)
+    if not_shopping:
+        found = [f for f in found if f[3] not in lex.shop_verbs]
+    if found:
+        verb = min(found)[3]
+    elif not_shopping or not (d.facts.voucher or d.facts.product_name or d.facts.categories):
+        return None
+    else:
+        verb = lex.default_verb.get(INTENT_OF_SEGMENT[d.facts.segment]) or lex.default_verb["*"]
+    if verb in lex.code_verbs and codes and codes[0].text in d.text:
         word = "" if lex.code_word.lower() in verb.lower() else f"{lex.code_word} "
         verb = f"{verb} {word}{codes[0].text}"
     return verb
 
 
-def _reason(d: _Draft, lex: Lexicon) -> str:
+def _mentions(text: str, words: tuple[str, ...], lang: str) -> list[str]:
+    if lang in UNSPACED:
+        return [w for w in words if w.lower() in text]
+    return [w for w in words if re.search(rf"(?<![\w-]){re.escape(w.lower())}(?![\w-])", text)]
+
+
+def _reason(d: _Draft, lex: Lexicon) -> str | None:
+    """The real reason to act now: the offer's own deadline (never a travel or event day), the voucher's expiry,
+    else the concrete benefit. "" when the closing sentence already states the deadline (no need to repeat it),
+    None when there is no reason at all."""
     deadline = d.facts.deadline
     if deadline is not None and deadline in d.text:
+        close = _last_sentence(_before_signoff(d.body)[0])
+        if close is not None and deadline in d.body[max(0, close - 80):]:
+            return ""
         return lex.by_deadline.format(deadline=deadline)
     if d.facts.expiry is not None:
         return lex.by_deadline.format(deadline=format_expiry(d.facts.expiry, d.facts.lang))
     found = _incentive(d, d.facts.lang)
-    return lex.by_incentive.format(incentive=found[0]) if found else ""
+    return lex.by_incentive.format(incentive=found[0]) if found else None
 
 
 def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
+    """A weak close goes; the merchant's own call to action gets the real reason to act now; a missing one is
+    added with the message's own verb and that reason. Never a bare generic one, never after a closing action,
+    link, keyword, opt-out or permit line, never a verb that does not fit the offer."""
     lang = d.facts.lang
-    weak = hits(lang, "weak_close", d.text)
-    if weak:
+    if hits(lang, "weak_close", d.text):
         def drop_weak(title: str, body: str) -> tuple[str, str]:
-            return tuple(_replace_in(t, lang, lex, ["weak_close"]) for t in (title, body))  # type: ignore[return-value]
+            out = []
+            for text in (title, body):
+                for _ in range(6):  # one at a time, searched again: a cut sentence can hold a second one
+                    found = hits(lang, "weak_close", text)
+                    if not found:
+                        break
+                    m = max(found, key=lambda m: m.start())
+                    s_, e_ = _sentence_of(text, m.start(), m.end())
+                    whole = not _has_terms(text[s_:e_], lang) and (text[:s_].strip() or text[e_:].strip())
+                    text = _cut(text, s_, e_) if whole else _cut(text, m.start(), m.end())
+                out.append(text)
+            return out[0], out[1]
 
         d.edit("dropped the weak close", drop_weak, required=required)
     f = features(d.title, d.body, lang)
     reason = _reason(d, lex)
     if f.has_cta and (f.has_urgency or not reason):
-        if required and not reason:
+        if required and reason is None:
             d.unable.append("give a reason to act now: no deadline or concrete benefit is stated")
         return
     last_clause = d.body[_clauses(d.body)[-1][0]:] if d.body.strip() else ""
@@ -483,12 +608,67 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
 
         if d.edit("tied the call to action to the real reason to act now", attach, required=False):
             return
-    sentence = lex.cta.format(verb=_verb(d, lex), reason=reason)
-    d.edit("ended with an imperative call to action" + (" and the reason to act now" if reason else ""),
-           lambda t, b: (t, _append_sentence(b, sentence)), required=required)
+    ends = _ends_with_action(d)
+    if ends:
+        if required:
+            d.unable.append(f"add a call to action: the message already ends with {ends}; one after it would not be "
+                            "read as the close")
+        return
+    if reason is None:
+        if required:
+            d.unable.append("add a call to action: no deadline or concrete benefit to give as the reason to act now, "
+                            "and a bare 'Shop now' fixes nothing")
+        return
+    verb = _verb(d, lex)
+    if verb is None:
+        if required:
+            d.unable.append("add a call to action: no verb fits this offer with confidence (it is not a shop's "
+                            "product, or it is a loan, load, bill or plan)")
+        return
+    bare = re.sub(r"[!.?]+$", "", lex.cta.format(verb=verb, reason="")).strip()
+    if _mentions(d.text.lower(), (bare,), lang):
+        if required:  # "Check out now! Check out now before 6 May!" says it twice
+            d.unable.append(f"add a call to action: the message already says '{bare}'")
+        return
+    sentence = lex.cta.format(verb=verb, reason=reason)
+
+    def add(title: str, body: str) -> tuple[str, str]:
+        main, signoff = _before_signoff(body)
+        return title, _append_sentence(main, sentence) + signoff
+
+    d.edit("ended with an imperative call to action" + (" and the reason to act now" if reason else ""), add,
+           required=required)
+
+
+def _before_signoff(body: str) -> tuple[str, str]:
+    """(message, sign-off): an e-mail's or chat's closing lines ("Love,\nTinyToes PH", "Salam mesra,\nRumah Wangi")
+    after its last blank line, when they are short and state nothing."""
+    m = re.search(r"\n\s*\n(?P<tail>(?:[^\n]{1,40}\n?){1,3})\s*$", body)
+    if not m or re.search(r"\d|https?://|www\.", m.group("tail")) or len(_words(m.group("tail"))) > 6:
+        return body, ""
+    return body[:m.start()], body[m.start():]
+
+
+def _ends_with_action(d: _Draft) -> str | None:
+    """What closes the body already, if it is something a reader acts on or must see last."""
+    main = _before_signoff(d.body)[0]
+    start = _last_sentence(main)
+    if start is None:
+        return None
+    last = main[start:]
+    if _FOOTER.search(last):
+        return "an opt-out, permit or terms line"
+    reading = d.facts.read("", last)
+    if any(t.kind in ("url", "keyword", "phone") for t in reading.terms):
+        return "a link, a keyword to text or a number to call"
+    if hits(d.facts.lang, "cta", last):
+        return "its own call to action"
+    return None
 
 
 def _fix_tone(d: _Draft, lex: Lexicon | None, *, required: bool) -> None:
+    """A neutral register where it is sure: repeated "!!!" and emoji once, shouted sentences in sentence case,
+    slang and stiff formulas swapped where the tables have the plain word (a greeting for "Dear Valued Customer")."""
     lang = d.facts.lang
 
     def calm(title: str, body: str) -> tuple[str, str]:
@@ -500,36 +680,68 @@ def _fix_tone(d: _Draft, lex: Lexicon | None, *, required: bool) -> None:
             text = re.sub(r"([\U0001F300-\U0001FAFF\u2600-\u27BF]\ufe0f?)\1+", r"\1", text)  # 🔥🔥🔥 -> 🔥
             out.append(text)
         reading = d.facts.read(out[0], out[1])
-        return _unshout(out[0], reading, "title", lang), _unshout(out[1], reading, "body", lang)
+        loud = _shouted(f"{out[0]}\n{out[1]}")
+        return _unshout(out[0], reading, "title", lang, loud), _unshout(out[1], reading, "body", lang, loud)
 
     f = features(d.title, d.body, lang)
     if f.casual or f.formal or f.shouting or required:
-        if not d.edit("neutral register: no slang, stiff formulas or shouting", calm, required=required) and required:
-            d.unable.append("misaligned tone: nothing to reword in this language's tables")
+        if not d.edit("neutral register: no shouting, repeated marks or stiff formulas", calm, required=required) \
+                and required:
+            d.unable.append("misaligned tone: no sure rewording in this language's tables")
 
 
-def _unshout(text: str, reading: terms.Reading, field_name: str, lang: str = "en") -> str:
-    """Shouted sentences in sentence case: names and dates in Title Case; codes, links and short acronyms kept."""
+def _shouted(text: str) -> bool:
+    words = [w for w in re.findall(r"[^\W\d_]{2,}", text) if w.isascii()]
+    return len(words) >= 4 and sum(w.isupper() for w in words) >= 0.4 * len(words)
+
+
+def _unshout(text: str, reading: terms.Reading, field_name: str, lang: str = "en", loud: bool = False) -> str:
+    """Shouted sentences in sentence case (every sentence when the message as a whole shouts): names in Title
+    Case; codes, links and acronyms that are no common word kept."""
     spans = [(t.start, t.end, t.kind) for t in reading.terms if t.field == field_name]
 
     def case(m: re.Match, offset: int) -> str:
         w = m.group()
-        kind = next((k for s, e, k in spans if s <= m.start() + offset < e), None)
-        acronym = len(w) <= 3 and w.isascii() and w.lower() not in _COMMON_CAPS and (kind == "name" or lang != "vi")
-        if not w.isupper() or kind in ("code", "url", "placeholder", "phone") or acronym:
+        term = next((t for t in reading.terms if t.field == field_name and t.start <= m.start() + offset < t.end), None)
+        kind = term.kind if term else None
+        common = w.lower() in _COMMON_CAPS or terms.is_common(w)
+        acronym = len(w) <= 2 and w.isascii() and not common
+        if not w.isupper() or kind in ("code", "url", "placeholder", "phone", "keyword") or acronym:
             return w
-        return w.capitalize() if kind is not None else w.lower()
+        if kind == "name" and not term.text.isupper():
+            return w  # "TechCase MY": a name written in mixed case keeps its capitals
+        return w.capitalize() if kind == "name" and not loud and not common else w.lower()
 
     def calm(sentence: re.Match) -> str:
         chunk = sentence.group()
         words = re.findall(r"[^\W\d_]{2,}", chunk)
-        if len(words) < 2 or sum(w.isupper() for w in words) < 0.6 * len(words):
+        if not words or (not loud and (len(words) < 2 or sum(w.isupper() for w in words) < 0.6 * len(words))):
             return chunk
+        lead = re.match(r"\s*", chunk).end()
         chunk = re.sub(r"(?<![\w'’])[^\W\d_](?:[^\W\d_]|['’](?=[^\W\d_]))+(?![\w])",
                        lambda m: case(m, sentence.start()), chunk)
-        return re.sub(r"^(\W*)([a-z])", lambda m: m.group(1) + m.group(2).upper(), chunk)
+        return chunk[:lead] + re.sub(r"^(\W*)([a-z])", lambda m: m.group(1) + m.group(2).upper(), chunk[lead:])
 
-    return re.sub(r"[^.!?\n]+[.!?\n]*", calm, text)
+    out, start = [], 0
+    for end in [*terms.sentence_ends(text), len(text)]:
+        if end > start:
+            out.append(calm(_Span(text[start:end], start)))
+            start = end
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """A sentence with the start and group() of a match, for `_unshout`."""
+
+    text: str
+    begin: int
+
+    def group(self) -> str:
+        return self.text
+
+    def start(self) -> int:
+        return self.begin
 
 
 _COMMON_CAPS = frozenset({"now", "buy", "pay", "off", "get", "all", "new", "for", "the", "and", "you", "out", "min",
@@ -669,7 +881,26 @@ def _cut(text: str, start: int, end: int) -> str:
     return before + gap + after
 
 
-def _append_sentence(body: str, sentence: str) -> str:
+def _footer_start(body: str) -> int | None:
+    """Where a closing footer starts: an opt-out, a permit number or a T&C line ending the message."""
+    last = _last_sentence(body)
+    if last is None or not _FOOTER.search(body[last:]):
+        return None
+    return last
+
+
+def _last_sentence(body: str) -> int | None:
+    core = body.rstrip(f" \t\n{_EMOJI_CHARS}")
+    if not core:
+        return None
+    ends = [m.end() for m in re.finditer(r"[.!?\n](?=\s)", core)]
+    return ends[-1] if ends else 0
+
+
+def _append_sentence(body: str, sentence: str, before_footer: bool = False) -> str:
+    cut = _footer_start(body) if before_footer else None
+    if cut:  # "... Get RM5 off. Text STOP to 2882." keeps its footer last
+        return _append_sentence(body[:cut], sentence) + " " + body[cut:].lstrip()
     body = body.rstrip()
     trailing = re.search(f"([{_EMOJI_CHARS}\\s]+)$", body)
     tail = trailing.group() if trailing else ""
@@ -685,6 +916,7 @@ def _words(text: str) -> list[str]:
 
 def _tidy(text: str) -> str:
     text = re.sub(r"[ \t]{2,}", " ", text)
+    text = re.sub(r"[ \t]*\n[ \t]*\n(?:[ \t]*\n)+", "\n\n", text)
     # never join digits: "0 .5" or "0..0" must not become a new number
     text = re.sub(r"\s+([,.!?;:])(?!\d)", r"\1", text)
     text = re.sub(r"([,;:])\s*([.!?])(?!\d)", r"\2", text)

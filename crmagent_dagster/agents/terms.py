@@ -413,6 +413,12 @@ _SENTENCE_END = re.compile(r"[!?\n]|\.(?=\s|$)")
 
 
 @lru_cache(maxsize=16)
+def role_words(*names: str) -> tuple[str, ...]:
+    """The role words of these lists in every language file, longest first ("áp dụng đến", "valid until", "s.d.")."""
+    return tuple(sorted({w.lower() for lex in lexicons().values() for n in names for w in lex.roles.get(n, ())},
+                        key=len, reverse=True))
+
+
 def _role_patterns(language: str | None) -> dict[str, tuple[re.Pattern, re.Pattern]]:
     """Per role list (the language file's `[roles]`, plus English's): a pattern found anywhere in a window, and the
     same anchored at the window's start (for the words right after a number: "RM5 off", "P350 lang")."""
@@ -434,7 +440,7 @@ _ABBREVIATED = frozenset({"min", "max", "maks", "no", "disc", "hrs", "hr", "tel"
                           "pls", "tgl", "hub", "ref", "rp", "php", "sgd", "rm"})
 
 
-def _sentence_ends(text: str) -> list[int]:
+def sentence_ends(text: str) -> list[int]:
     """Where sentences end: !, ?, a new line, or a full stop that does not close an abbreviation ("s.d.", "min.")."""
     out = []
     for m in _SENTENCE_END.finditer(text):
@@ -448,7 +454,7 @@ def _sentence_ends(text: str) -> list[int]:
 def _window_before(text: str, start: int, limit: int) -> str:
     """The clause before a term, at most `limit` characters: role words do not reach across sentences."""
     before = text[max(0, start - limit):start]
-    ends = _sentence_ends(before)
+    ends = sentence_ends(before)
     return before[ends[-1]:] if ends else before
 
 
@@ -526,7 +532,7 @@ def _injected(text: str, field_name: str) -> list[Injected]:
     """Sentences that address a model rather than a reader. Terms inside them are none of the merchant's offer."""
     out: list[Injected] = []
     for m in _INJECTION.finditer(text):
-        ends = _sentence_ends(text)
+        ends = sentence_ends(text)
         left = max((e for e in ends if e <= m.start()), default=0)
         right = next((e for e in ends if e > m.end()), len(text))
         if out and left <= out[-1].end:
@@ -838,6 +844,11 @@ def _tokens(text: str) -> list[_Tok]:
         if rest and re.search(r"\w", rest):
             out.append(_Tok(rest.rstrip("."), m.start() + cut))
     return [t for t in out if t.text]
+
+
+def is_common(word: str) -> bool:
+    """A word of ordinary copy in any language here (not a brand or product name)."""
+    return _is_common(word)
 
 
 def _is_common(word: str) -> bool:

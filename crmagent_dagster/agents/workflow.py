@@ -18,11 +18,12 @@ import duckdb
 import numpy as np
 
 from crmagent_dagster.agents import content, judge
-from crmagent_dagster.agents.auditor import audit, audit_features, flag
+from crmagent_dagster.agents.auditor import audit_features, audit_message, flag
 from crmagent_dagster.agents.facts import OfferFacts, month_start
 from crmagent_dagster.agents.prompts import Merchant, render
 from crmagent_dagster.agents.text_features import features
 from crmagent_dagster.llm import LLMRequest, LLMResource
+from crmagent_dagster.llm.core import combined_status
 from crmagent_dagster.llm.replies import (
     Audit,
     ContentDiagnosis,
@@ -49,9 +50,11 @@ class Context:
     llm_runs: list = None  # LLMRun objects, for metadata
     scope_prefix: str = ""  # tells llm.calls rows of an ablation configuration from the pipeline's own
     send_date: date | None = None  # ad hoc runs: deadlines before it are stale (a month partition: its 1st)
+    channel: str = "push"  # the channel of rows that do not name one
 
     def __post_init__(self) -> None:
         self.llm_runs = [] if self.llm_runs is None else self.llm_runs
+        self._facts: dict[tuple, OfferFacts] = {}
 
     @property
     def as_of(self) -> date:
@@ -60,7 +63,12 @@ class Context:
         return month_start(self.month) if re.fullmatch(r"\d{4}-\d{2}", self.month) else date.today()
 
     def facts(self, row: dict[str, Any]) -> OfferFacts:
-        return OfferFacts.from_row(row, self.as_of)
+        """The one reading of a row's message, made on first use and handed to every stage after it."""
+        key = (row.get("aggregate_id"), row.get("title"), row.get("body"), row.get("send_date"))
+        if key not in self._facts:
+            as_of = row.get("send_date") or self.as_of
+            self._facts[key] = OfferFacts.from_row(row, as_of, self.channel)
+        return self._facts[key]
 
     @property
     def audience(self) -> str:
@@ -95,9 +103,9 @@ def message(row: dict[str, Any], prefix: str = "") -> str:
     return f"Title: {row[prefix + 'title'] or ''}\nBody: {row[prefix + 'body'] or ''}"
 
 
-def _feature_audit(row: dict[str, Any], must_label: bool = False) -> tuple:
+def _feature_audit(row: dict[str, Any]) -> tuple:
     f = features(row.get("title") or "", row.get("body") or "", row.get("language"))
-    return f, audit_features(row["segment"], f, row.get("voucher_type") is not None, must_label)
+    return f, audit_features(row["segment"], f, row.get("voucher_type") is not None)
 
 
 # --- ContentAgent --------------------------------------------------------------------------------
@@ -105,7 +113,7 @@ def diagnose_segment(ctx: Context, rows: list[dict[str, Any]]) -> tuple[dict[str
     """Fig. 2 comparative analysis for the segment, and a problem analysis per weak template."""
     strong = [r for r in rows if r["performance_label"] == "strong"]
     weak = [r for r in rows if r["performance_label"] == "weak"]
-    weak_fa = [_feature_audit(r, must_label=True) for r in weak]
+    weak_fa = [_feature_audit(r) for r in weak]
     stats = content.diagnose(ctx.segment, [_feature_audit(r) for r in strong], weak_fa)
     base = {"month": ctx.month, "segment": ctx.segment, "n_strong": len(strong), "n_weak": len(weak),
             "feature_shares": json.dumps(stats.shares)}
@@ -171,9 +179,12 @@ def evaluate(ctx: Context, rewrites: list[dict[str, Any]], rows_by_id: dict[str,
     score_reqs, pref_reqs, versions = [], [], {}
     for w in done:
         original, new = Merchant(message(w, "original_")), Merchant(message(w, "new_"))
-        s = render("evaluate_scoring", audience_group=ctx.audience, original=original, generated=new)
-        ab = render("evaluate_comparison", audience_group=ctx.audience, original=original, generated=new)
-        ba = render("evaluate_comparison", audience_group=ctx.audience, original=new, generated=original)
+        context = "\n".join(ctx.facts(rows_by_id[w["aggregate_id"]]).context_lines())
+        s = render("evaluate_scoring", audience_group=ctx.audience, context=context, original=original, generated=new)
+        ab = render("evaluate_comparison", audience_group=ctx.audience, context=context, original=original,
+                    generated=new)
+        ba = render("evaluate_comparison", audience_group=ctx.audience, context=context, original=new,
+                    generated=original)
         versions[w["aggregate_id"]] = (s.version, ab.version)
         score_reqs.append(LLMRequest(w["aggregate_id"], "evaluate", s.messages, Scores, s.version))
         pref_reqs += [LLMRequest(f"{w['aggregate_id']}|ab", "evaluate", ab.messages, Preference, ab.version),
@@ -189,7 +200,7 @@ def evaluate(ctx: Context, rewrites: list[dict[str, Any]], rows_by_id: dict[str,
                                  p.get("audience_match_score_b"), p.get("audience_match_reason_b"),
                                  p.get("marketing_score_b"), p.get("marketing_reason_b"), s.status, s.error))
         ab, ba = got_prefs[f"{agg}|ab"], got_prefs[f"{agg}|ba"]
-        status = "ok" if ab.ok and ba.ok else "failed"
+        status = combined_status(ab, ba)
         prefs.append(_preference_row(ctx, w, "llm", model, versions[agg][1],
                                      (ab.parsed or {}).get("preferred"), (ba.parsed or {}).get("preferred"), status,
                                      ab.error or ba.error))
@@ -256,8 +267,10 @@ def score_originals(ctx: Context, rows: list[dict[str, Any]]) -> list[dict[str, 
 
 # --- Audit ---------------------------------------------------------------------------------------
 def audit_templates(ctx: Context, rows: list[dict[str, Any]], rewrites: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Appendix D error type for every weak original and every successful rewrite, with the flags for personal
-    data and passed deadlines (read by the rule engine whatever the backend: they are facts of the text)."""
+    """Appendix D error type (or none) for every weak original and every successful rewrite, with its kind and the
+    flags for personal data, passed deadlines and injected text (read by the rule engine whatever the backend: they
+    are facts of the text). Only marketing copy goes to the sheet: a reminder, confirmation, advisory or warning
+    is "none" by its kind, and no model is asked."""
     by_id = {r["aggregate_id"]: r for r in rows}
     items = [("original", r, r.get("title") or "", r.get("body") or "") for r in rows if r["performance_label"] == "weak"]
     items += [("rewrite", by_id[w["aggregate_id"]], w["new_title"], w["new_body"]) for w in rewrites if w["status"] == "ok"]
@@ -265,22 +278,23 @@ def audit_templates(ctx: Context, rows: list[dict[str, Any]], rewrites: list[dic
     out = []
 
     def base(kind: str, r: dict[str, Any], title: str, body: str) -> dict[str, Any]:
-        flags, details = flag(ctx.facts(r).read(title, body))
+        facts = ctx.facts(r)
+        flags, details = flag(facts.read(title, body))
         return {"month": ctx.month, "segment": ctx.segment, "aggregate_id": r["aggregate_id"],
                 "template_id": r["template_id"], "version": kind, "flags": list(flags),
-                "flag_details": " ".join(details) or None, "backend": backend, "model": model}
+                "flag_details": " ".join(details) or None, "message_kind": facts.kind.kind,
+                "kind_evidence": "; ".join(facts.kind.evidence), "backend": backend, "model": model}
 
-    if backend == RULES:
-        for kind, r, title, body in items:
-            a = audit(ctx.segment, title, body, ctx.facts(r).lang, r.get("voucher_type") is not None,
-                      must_label=kind == "original")
-            out.append({**base(kind, r, title, body), "error_type": a.error_type, "feedback": a.feedback,
-                        "prompt_version": None, "status": "ok", "error": None})
-        return out
     requests, meta = [], {}
     for kind, r, title, body in items:
+        facts = ctx.facts(r)
+        if backend == RULES or not facts.kind.marketing:
+            a = audit_message(facts, title, body)
+            out.append({**base(kind, r, title, body), "error_type": a.error_type, "feedback": a.feedback,
+                        "backend": RULES, "model": RULE_MODEL, "prompt_version": None, "status": "ok", "error": None})
+            continue
         p = render("audit_sheet", template=Merchant(f"Title: {title}\nBody: {body}"), audience=ctx.audience,
-                   voucher=r.get("voucher_text") or "none", product=r.get("product_name") or "none")
+                   context="\n".join(facts.context_lines()))
         cid = f"{r['aggregate_id']}|{kind}"
         meta[cid] = (kind, r, p.version, title, body)
         requests.append(LLMRequest(cid, "audit", p.messages, Audit, p.version))

@@ -121,9 +121,9 @@ def import_results(lines: Iterable[str], prepared: Sequence[Prepared], prices: d
     return results, report
 
 
-def _missing(p: Prepared, why: str) -> LLMResult:
+def _missing(p: Prepared, why: str, status: str = "failed") -> LLMResult:
     return LLMResult(custom_id=p.request.custom_id, agent=p.request.agent, model=p.settings.model, cache_key=p.key,
-                     status="failed", error=why, prompt_version=p.request.prompt_version)
+                     status=status, error=why, prompt_version=p.request.prompt_version)
 
 
 # --- files mode: one requests file per run out, one results file back in ---------------------------
@@ -155,7 +155,7 @@ def queue_files(conn, engine: OnlineEngine, prepared: Sequence[Prepared], scope:
     conn.executemany("INSERT OR REPLACE INTO llm.batch_requests (batch_custom_id, scope, custom_id, cache_key, agent, "
                      "model, chain_of_thought, schema_name, prompt_version, line_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                      "?, ?)", rows)
-    return [_missing(p, AWAITING) for p in prepared]
+    return [_missing(p, AWAITING, status="waiting") for p in prepared]
 
 
 def _open(conn) -> list[dict]:

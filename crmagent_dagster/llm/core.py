@@ -47,7 +47,7 @@ class LLMResult:
     agent: str
     model: str
     cache_key: str
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "failed" | "waiting" (files mode: the request waits for a batch results file)
     parsed: dict[str, Any] | None = None
     reasoning: str | None = None
     raw_text: str | None = None
@@ -65,6 +65,17 @@ class LLMResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def waiting(self) -> bool:
+        return self.status == "waiting"
+
+
+def combined_status(*results: "LLMResult") -> str:
+    """One item's status from the calls it needs: failed if any failed, else waiting if any waits, else ok."""
+    if any(not r.ok and not r.waiting for r in results):
+        return "failed"
+    return "waiting" if any(r.waiting for r in results) else "ok"
 
 
 class ReplyInvalid(ValueError):
