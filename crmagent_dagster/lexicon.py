@@ -12,13 +12,15 @@ leave sections out; the agents then read that language with the English lists an
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-LEXICON_DIR = Path(__file__).resolve().parent / "lexicons"
+# Where the language files are: the package's own, or a folder of your own (a copy plus the language you add).
+LEXICON_DIR = Path(os.environ.get("CRMAGENT_LEXICONS") or Path(__file__).resolve().parent / "lexicons")
 
 
 @dataclass(frozen=True)

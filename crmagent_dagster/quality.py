@@ -8,6 +8,7 @@ On the synthetic month, the original's own parsed terms and detected language st
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,8 +66,8 @@ def load_set(folder: Path = REAL_STYLE_DIR) -> list[dict[str, Any]]:
 
 
 def input_line(item: dict[str, Any]) -> dict[str, Any]:
-    """The `crmagent rewrite` input of a labelled message: everything but its id and labels."""
-    return {k: v for k, v in item.items() if k not in ("id", "expect", "_source")}
+    """The `crmagent rewrite` input of a labelled message: everything but its id, labels and source."""
+    return {k: v for k, v in item.items() if k not in ("id", "expect", "_source", "source")}
 
 
 def expected_kept(term_text: str, facts: OfferFacts, title: str, body: str) -> bool:
@@ -137,3 +138,165 @@ def table(tallies: dict[str, Tally]) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
     lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in cols) for r in rows]
     return "\n".join(lines)
+
+
+# --- real-message sets: blind judgment of what each writer delivers ---------------------------------------
+# The sets under bench/real_messages/ are public messages (and merchant-style templates written apart from the
+# code), each labelled by hand with its language, kind, terms, valid and passed deadlines. What the offline rule
+# engine and the LLM path deliver for each is judged blind against the original (versions shuffled, 1-10 each),
+# through files mode like any other request; the requests and a strong model's answers are recorded under
+# bench/quality/, so the tables are recomputed without a model, and re-judged by anyone with an endpoint.
+BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
+SETS_DIR = BENCH_DIR / "real_messages"
+RECORDINGS = BENCH_DIR / "quality"
+FILES_MODEL = "strong-model"  # the model name files-mode requests carry; whoever answers them is recorded apart
+FILES_URL = "http://files-mode.invalid/v1"  # never called: files mode only writes requests down
+WRITERS = ("offline", "llm")
+
+
+def load_file(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            item = json.loads(line)
+            item["_source"] = f"{path.name}:{n}"
+            out.append(item)
+    return out
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """What an answer answers: the model, the messages and the reply schema of a request (not its custom_id, which
+    carries run-specific scopes)."""
+    fmt = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+    blob = json.dumps({"model": body.get("model"), "messages": body.get("messages"), "schema": fmt},
+                      ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+@dataclass
+class Recording:
+    """Recorded Batch API answers, found by what they answer."""
+
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> "Recording":
+        rec = cls()
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    obj = json.loads(line)
+                    rec.answers[obj["request_key"]] = obj
+        return rec
+
+    def answer(self, request_line: dict[str, Any]) -> dict[str, Any] | None:
+        """The recorded answer to one exported request, under that request's custom_id."""
+        found = self.answers.get(request_key(request_line["body"]))
+        return None if found is None else {**found, "custom_id": request_line["custom_id"]}
+
+
+def versions_of(item: dict[str, Any], delivered: dict[str, tuple[str, str]]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The distinct texts to judge (the original and what each writer delivered), shuffled by the item's id, and
+    which label each writer's text got."""
+    original = (item.get("title") or "", item["body"])
+    texts = list(dict.fromkeys([original, *delivered.values()]))
+    order = sorted(texts, key=lambda t: hashlib.sha256(f"{item['id']}|{t[0]}|{t[1]}".encode()).hexdigest())
+    labels = {t: f"V{i}" for i, t in enumerate(order, 1)}
+    return order, {"original": labels[original], **{w: labels[t] for w, t in delivered.items()}}
+
+
+def judge_request(item: dict[str, Any], order: list[tuple[str, str]], custom_id: str):
+    """One blind-judge request for the versions of one message."""
+    from crmagent_dagster.agents.prompts import fence, render
+    from crmagent_dagster.llm import LLMRequest
+    from crmagent_dagster.llm.replies import BlindJudgment
+    from crmagent_dagster.segments import SEGMENT_BY_KEY
+
+    facts = OfferFacts.from_row(input_line(item), date.fromisoformat(item["send_date"]))
+    kind = item["expect"].get("kind", facts.kind.kind).replace("_", " ")  # the hand label, not our classifier's
+    context = [f"What the message is: a {kind}" if line.startswith("What the message is") else line
+               for line in facts.context_lines() if not line.startswith("Terms the message states")]
+    blocks = "\n\n".join(f"V{i}:\n" + fence((f"Title: {t}\n" if t else "") + f"Body: {b}")
+                         for i, (t, b) in enumerate(order, 1))
+    segment = SEGMENT_BY_KEY[item["segment"]]
+    p = render("blind_judge", n_versions=str(len(order)), audience=segment.label, relationship=segment.relationship,
+               context="\n".join(context), versions=blocks)
+    return LLMRequest(custom_id, "evaluate", p.messages, BlindJudgment, p.version)
+
+
+@dataclass
+class Judged:
+    """One writer's delivered text for one message, against the original."""
+
+    item: str
+    writer: str
+    language: str
+    kind: str
+    changed: bool
+    verdict: str  # better | same | worse | not_judged
+    score: int | None = None
+    original_score: int | None = None
+    broken: bool = False
+    judge_invented: list[str] = field(default_factory=list)
+    judge_dropped: list[str] = field(default_factory=list)
+    invented: list[str] = field(default_factory=list)  # what the offer-term reader finds unsupported
+    dropped_deadlines: list[str] = field(default_factory=list)  # hand-labelled valid deadlines the text lost
+    sales_cta_added: bool = False
+    status: str = ""
+
+
+def judged(item: dict[str, Any], writer: str, record: dict[str, Any], verdicts: dict[str, dict] | None,
+           labels: dict[str, str]) -> Judged:
+    """How one writer did on one message: the blind judge's verdict and the objective checks."""
+    from crmagent_dagster.vocabulary import has
+
+    row = input_line(item)
+    facts = OfferFacts.from_row(row, date.fromisoformat(item["send_date"]))
+    title, body = record["delivered"]["title"] or "", record["delivered"]["body"] or ""
+    changed = (title, body) != (item.get("title") or "", item["body"])
+    out = Judged(item=item["id"], writer=writer, language=item["expect"]["language"], kind=item["expect"]["kind"],
+                 changed=changed, verdict="same", status=record["status"])
+    if record["status"] == "waiting":  # the writer has not answered: nothing to compare yet
+        out.verdict = "not_judged"
+    elif changed:
+        mine, orig = (verdicts or {}).get(labels[writer]), (verdicts or {}).get(labels["original"])
+        if mine is None or orig is None:
+            out.verdict = "not_judged"
+        else:
+            out.score, out.original_score, out.broken = mine["score"], orig["score"], bool(mine["broken"])
+            out.judge_invented, out.judge_dropped = list(mine["invented"]), list(mine["dropped"])
+            out.verdict = "better" if mine["score"] > orig["score"] else "worse" if mine["score"] < orig["score"] else "same"
+        out.invented = [t.text for t in terms.invented(facts.read(title, body), facts.allowed)]
+        out.dropped_deadlines = [d for d in item["expect"].get("valid_deadlines", [])
+                                 if not expected_kept(d, facts, title, body)]
+        lang = facts.lang
+        out.sales_cta_added = has(lang, "cta", f"{title}\n{body}") and not has(lang, "cta", f"{facts.title}\n{facts.body}")
+    return out
+
+
+def quality_table(rows: list[Judged], by: str) -> str:
+    """better / same / worse against the original per group (language or kind), with broken, invented and the
+    valid deadlines dropped, for each writer."""
+    groups: dict[tuple[str, str], list[Judged]] = {}
+    for r in rows:
+        for key in (getattr(r, by), "all"):
+            groups.setdefault((r.writer, key), []).append(r)
+    header = ["writer", by, "messages", "changed", "better", "same", "worse", "not judged", "worse %", "better % of changed",
+              "broken", "invented", "deadlines dropped", "sales CTA on non-marketing"]
+    lines = [header]
+    for (writer, key), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] == "all", kv[0][1])):
+        n = len(rs)
+        changed = [r for r in rs if r.changed]
+        count = lambda v: sum(r.verdict == v for r in rs)  # noqa: E731
+        better_changed = sum(r.verdict == "better" for r in changed)
+        lines.append([writer, key, str(n), str(len(changed)), str(count("better")), str(count("same")),
+                      str(count("worse")), str(count("not_judged")), f"{100 * count('worse') / n:.1f}",
+                      f"{100 * better_changed / len(changed):.1f}" if changed else "-",
+                      str(sum(r.broken for r in rs)), str(sum(bool(r.invented) for r in rs)),
+                      str(sum(bool(r.dropped_deadlines) for r in rs)),
+                      str(sum(r.sales_cta_added and r.kind not in MARKETING_KINDS for r in rs))])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in lines)
+
+
+MARKETING_KINDS = frozenset({"promotional_offer", "announcement"})

@@ -47,15 +47,18 @@ def segment_counts(conn: duckdb.DuckDBPyConnection, month: str) -> pl.DataFrame:
 
 
 def agent_summary(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
-    """Per segment: weak templates rewritten, rejected (the original stands) or failed, originals flagged for personal
-    data or a passed deadline, paths, scores before/after and preferences; audit error shares; backends."""
+    """Per segment: weak templates rewritten, unchanged, rejected (the original stands), failed or waiting, those that
+    are not marketing copy, originals flagged for personal data or a passed deadline, paths, scores before/after
+    and preferences; audit error shares; backends."""
     if not table_exists(conn, "agents.template_rewrites") or not table_exists(conn, "agents.rewrite_scores"):
         return []
     p = {"month": month}
     per_segment = conn.sql(
         """SELECT w.segment, count(*) AS weak, count(*) FILTER (WHERE w.status = 'ok') AS rewritten,
+                  count(*) FILTER (WHERE w.status = 'unchanged') AS unchanged,
                   count(*) FILTER (WHERE w.status = 'rejected') AS rejected,
-                  count(*) FILTER (WHERE w.status = 'failed') AS failed,
+                  count(*) FILTER (WHERE w.status IN ('failed', 'waiting')) AS failed_or_waiting,
+                  count(*) FILTER (WHERE w.message_kind NOT IN ('promotional_offer', 'announcement')) AS not_marketing,
                   count(*) FILTER (WHERE list_contains(w.audit_flags, 'personal_data')) AS personal,
                   count(*) FILTER (WHERE list_contains(w.audit_flags, 'stale_offer')) AS stale,
                   count(*) FILTER (WHERE w.path = 1) AS path1, count(*) FILTER (WHERE w.path = 2) AS path2,
@@ -80,8 +83,10 @@ def agent_summary(conn: duckdb.DuckDBPyConnection, month: str) -> list[str]:
                   (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.rewrite_scores WHERE month = $month),
                   (SELECT string_agg(DISTINCT backend || ':' || model, ', ') FROM agents.template_audits WHERE month = $month)""",
         p)[0]
-    lines = ["", "Weak templates rewritten, rejected (the original stands) or failed; originals flagged for personal "
-             "data or a stale deadline; scores (1/3/5) and blind preference per segment:", _table(per_segment),
+    lines = ["", "Weak templates rewritten, unchanged (nothing to fix, or no sure fix: the original stands, with the "
+             "reason), rejected (the original stands), failed or waiting; messages that are not marketing copy; "
+             "originals flagged for personal data or a stale deadline; scores (1/3/5) and blind preference per "
+             "segment:", _table(per_segment),
              f"  writer: {backends[0]}; judge: {backends[1]}; auditor: {backends[2]}"]
     if backends[0] and backends[1] and "rules" in backends[0] and "rules" in backends[1]:
         lines.append("  note: the rubric judge reads the same rules that wrote the rewrites: not independent evidence")

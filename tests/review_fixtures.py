@@ -23,7 +23,7 @@ from dagster_helpers import MONTHLY, SEGMENT_ASSETS
 MONTH = "2025-04"
 # 60k logs, seed 4: about ten accepted rewrites (some the policy would approve, some ties) and a rejected one.
 SEGMENT = "abandoned_cart_buyers"
-LOGS, SEED = 60_000, 4
+LOGS, SEED = 60_000, 6
 INVENTED_DISCOUNT = " Get 70% off everything!"  # neither the original nor a voucher states it
 VALID_ADDITION = " Thank you."
 

@@ -114,17 +114,21 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     assert weak >= 10
     paths = dict(rows(db, "SELECT path, count(*) FROM agents.template_rewrites GROUP BY 1"))
     assert sum(paths.values()) == weak and set(paths) >= {2, 3}
-    # Every weak template is rewritten (ok) or rejected with the reason; offline nothing fails.
+    # Every weak template is rewritten (ok), or left as it was (unchanged: no error, or no sure fix) or rejected, with
+    # the reason; offline nothing fails. No label is forced: a template with no error is not rewritten.
     status = dict(rows(db, "SELECT status, count(*) FROM agents.template_rewrites GROUP BY 1"))
     ok = status.get("ok", 0)
-    assert set(status) <= {"ok", "rejected"} and ok >= 0.7 * weak, status
+    with_error = rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE original_error_type <> 'none'")[0][0]
+    assert set(status) <= {"ok", "unchanged", "rejected"} and ok >= 0.6 * with_error, (status, with_error)
+    assert rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE original_error_type = 'none' "
+                    "AND cardinality(audit_flags) = 0 AND status <> 'unchanged'") == [(0,)]
     assert rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE status <> 'ok' AND error IS NULL") == [(0,)]
     assert rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE status = 'ok' AND (NOT guard_passed "
                     "OR (new_title, new_body) = (original_title, original_body))") == [(0,)]
     assert rows(db, "SELECT DISTINCT backend FROM agents.template_rewrites") == [("rules",)]
     audited = dict(rows(db, "SELECT version, count(*) FROM agents.template_audits GROUP BY 1"))
     assert audited == {"original": weak, "rewrite": ok}
-    assert rows(db, "SELECT count(*) FROM agents.template_audits WHERE version = 'original' AND error_type = 'none'") == [(0,)]
+    assert rows(db, "SELECT count(*) FROM agents.template_audits WHERE message_kind IS NULL") == [(0,)]
     faithful = rows(db, "SELECT count(*), min(bertscore_f1), max(bertscore_f1), avg(chrf), any_value(bertscore_model) "
                         "FROM agents.faithfulness_scores")[0]
     assert faithful[0] == ok and 0 < faithful[1] <= faithful[2] <= 1 and 0 < faithful[3] <= 100
@@ -179,7 +183,9 @@ def test_offline_chain_rewrites_every_weak_template(month_db, tmp_path):
     assert [(c, s, n) for c, _, s, n, _ in t3] == [("rules", min(weak, 100), accepted["rules"]),
                                                    ("rules, zero-shot writer", min(weak, 100),
                                                     accepted["rules, zero-shot writer"])]
-    assert accepted["rules"] >= 0.7 * min(weak, 100)
+    unchanged = dict(rows(db, "SELECT configuration, unchanged FROM results.table3"))
+    assert rows(db, "SELECT DISTINCT failed FROM results.table3") == [(0,)]  # offline nothing fails
+    assert accepted["rules"] > 0 and accepted["rules"] + unchanged["rules"] == min(weak, 100)  # each settled
     assert t3[1][4] == 1.0 and t3[0][4] < 1.0 and {t[1] for t in t3} == {"hybrid-rule-engine-v1"}
     assert [r[0] for r in t1] == ["potential_new_customers", "Overall"] and t1[0][1] == t1[1][1] == ok
     assert all(lo <= rate <= hi for _, _, rate, lo, hi, _ in t1) and t1[0][5] == "rules:hybrid-rule-engine-v1"
@@ -265,20 +271,21 @@ def test_llm_chain_through_a_local_server(month_db, tmp_path):
         # The fake writes the same English text for every template: where that drops the template's stated terms or
         # its language, the writer was asked again with the violations, then the rule edit stood in (and says why),
         # or the row was rejected with the LLM's text and both sets of reasons. Never a silent swap.
-        retried = [b for b in server.bodies if "breaks these rules: " in b["messages"][-1]["content"]]
+        retried = [b for b in server.bodies if "That rewrite breaks these rules:\n- " in b["messages"][-1]["content"]]
         assert retried
         assert rows(db, "SELECT count(*) FROM agents.template_rewrites WHERE status = 'ok' AND NOT guard_passed") == [(0,)]
         assert set(rows(db, "SELECT DISTINCT new_title, new_body FROM agents.template_rewrites "
                             "WHERE status = 'ok' AND backend = 'llm'")) <= {("Fresh title", "Clear offer. Shop now!")}
         replaced = rows(db, "SELECT backend, fallback_reason FROM agents.template_rewrites WHERE replaced_by_rules")
-        assert replaced and all(b == "rules" and r.startswith("the LLM rewrite broke") for b, r in replaced)
+        assert replaced and all(b == "rules" and r.startswith("the LLM rewrite stopped after 2 re-ask(s), still breaking")
+                                for b, r in replaced)
         for title, error in rows(db, "SELECT new_title, error FROM agents.template_rewrites WHERE status = 'rejected'"):
             assert title == "Fresh title" and error.startswith("guardrails: ") and "cannot stand in" in error
         assert rows(db, "SELECT DISTINCT model FROM agents.preference_judgments") == [("judge",)]
         # Merchant text reached the server only inside the data fence.
         rewrite_prompt = next(b["messages"][-1]["content"] for b in server.bodies
                               if b["response_format"]["json_schema"]["name"] == "Rewrite")
-        assert "<merchant_text>" in rewrite_prompt and "Facts of this campaign" in rewrite_prompt
+        assert "<merchant_text>" in rewrite_prompt and "Facts of this message" in rewrite_prompt
         # A re-run calls only for what failed: the poisoned rewrite (still off-schema, 2 tries).
         assert _materialize(db, llm).success
         assert server.requests - calls == 2

@@ -48,9 +48,9 @@ def test_record_refuses_bad_decisions_naming_the_rewrite(scenario, review_db):
             rejected = s.reject_id
             conn.execute("UPDATE agents.template_rewrites SET status = 'rejected', error = 'unchanged' "
                          "WHERE aggregate_id = $a", {"a": rejected})
-        with pytest.raises(ReviewError, match=f"aggregate {rejected}: the rewrite is rejected"):
+        with pytest.raises(ReviewError, match=f"aggregate {rejected}: the rewrite is (rejected|unchanged) .*only an edit"):
             store.record(conn, decision(s, rejected, "approve"))
-        # An edit is how a rejected rewrite gets a text that goes out.
+        # An edit is how a rejected or unchanged template gets a text that goes out.
         assert store.record(conn, decision(s, rejected, "reject")).decision == "reject"
     assert [r[:2] for r in stored(review_db)] == [(rejected, "reject")]
 
@@ -207,7 +207,10 @@ def test_csv_round_trip_records_good_rows_and_reports_bad_ones(scenario, review_
     assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads the BOM as UTF-8
     with out.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == list(csvio.COLUMNS) and len(rows) == len(s.ok_ids) + (s.rejected_id is not None)
+    with duckdb.connect(review_db, read_only=True) as conn:  # every template of the segment, whatever its status
+        written = conn.execute("SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM agents.template_rewrites "
+                               "WHERE month = $m AND segment = $s", {"m": s.month, "s": s.segment}).fetchall()[0]
+    assert list(rows[0]) == list(csvio.COLUMNS) and len(rows) == written[0] and written[1] == len(s.ok_ids)
     by_id = {r["aggregate_id"]: r for r in rows}
     assert by_id[s.edit_id]["new_body"] == s.edit_body and by_id[s.edit_id]["guardrails_passed"] == "yes"
     unknown_word = next(a for a in s.ok_ids if a not in (s.approve_id, s.edit_id, s.reject_id))

@@ -63,10 +63,10 @@ class OfferFacts:
     def kind(self) -> MessageKind:
         """What the message is for: an offer or an announcement (marketing), or a reminder, a confirmation, an
         advisory, a warning (not marketing: no sales call to action, no Appendix D audit)."""
-        acts = (any(t.kind in ("keyword", "url") for t in self.reading.kept_terms)
-                or has(self.lang, "cta", f"{self.title}\n{self.body}"))
+        acts = any(t.kind in ("keyword", "url") for t in self.reading.kept_terms)
         return classify(self.title, self.body, self.lang, has_voucher=self.voucher is not None,
-                        benefits=len(self.stated_offer), action_to_buy=acts)
+                        benefits=len(self.stated_offer), sells=has(self.lang, "cta", f"{self.title}\n{self.body}"),
+                        action_to_buy=acts)
 
     @cached_property
     def stated_offer(self) -> tuple[terms.Term, ...]:
@@ -78,10 +78,19 @@ class OfferFacts:
     def reading(self) -> terms.Reading:
         return self.read(self.title, self.body)
 
+    @cached_property
+    def _readings(self) -> dict[tuple[str, str], terms.Reading]:
+        return {}
+
     def read(self, title: str, body: str) -> terms.Reading:
-        """Read any text (the original or a rewrite) in this template's market and send date."""
-        names = tuple(n for n in (self.product_name,) if n)
-        return terms.read(title, body, language=self.lang, currency=self.currency, as_of=self.as_of, names=names)
+        """Read any text (the original or a rewrite) in this template's market and send date, once per text: the
+        editor, the guardrails, the audit and the records all ask about the same few texts."""
+        key = (title or "", body or "")
+        if key not in self._readings:
+            names = tuple(n for n in (self.product_name,) if n)
+            self._readings[key] = terms.read(title, body, language=self.lang, currency=self.currency,
+                                             as_of=self.as_of, names=names)
+        return self._readings[key]
 
     @cached_property
     def allowed(self) -> terms.Allowed:
@@ -165,9 +174,9 @@ class OfferFacts:
 
     def context_lines(self) -> list[str]:
         """What every prompt about this message says of it: channel, language, send date, kind, facts, terms."""
-        channel = ("SMS: one body and no title" if self.channel == "sms" else
-                   f"{self.channel} message: a title and a body" if self.channel != "push" else
-                   "push notification: a title and a body")
+        channel = {"sms": "SMS: one body and no title", "push": "push notification: a title and a body",
+                   "im": "chat message: a title and a body", "email": "e-mail: a subject and a body"
+                   }.get(self.channel, f"{self.channel}: a title and a body")
         kept = self.must_keep()
         return [f"Channel: {channel}", f"Language: {self.language_instruction}",
                 f"Send date: {self.as_of.isoformat() if self.as_of else 'not given'}",

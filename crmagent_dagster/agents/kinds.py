@@ -6,8 +6,9 @@ Only the first two are marketing: they get the Appendix D audit and, where it is
 offer. The others keep their purpose (an advisory stays a clear notice, a warning stays a warning) and are only
 checked for personal data, passed dates and clarity.
 
-The cues are data, one list per kind in each language file (`[kinds]` in `crmagent_dagster/lexicons/`); English's
-lists always apply too, since Asian copy mixes English in. An offer is also what the campaign's voucher says and
+The cues are data, one list per kind in each language file (`[kinds]` in `crmagent_dagster/lexicons/`); every
+language's lists apply (copy mixes English in, and the kind is read before anything trusts the detected
+language), matched without accents as bulk SMS often drops them. An offer is also what the campaign's voucher says and
 what the text states as a benefit (a discount, cashback, free shipping), read by the offer-term reader. Every
 verdict carries its evidence: the cues it found, so a person can see why.
 """
@@ -15,10 +16,11 @@ verdict carries its evidence: the cues it found, so a person can see why.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from crmagent_dagster.lexicon import lexicon
+from crmagent_dagster.lexicon import lexicons
 
 KINDS = ("promotional_offer", "announcement", "reminder_bill", "transactional", "service_advisory", "security_warning")
 MARKETING = frozenset({"promotional_offer", "announcement"})
@@ -45,40 +47,68 @@ class MessageKind:
         return f"{self.label} ({'; '.join(self.evidence)})" if self.evidence else self.label
 
 
-@lru_cache(maxsize=16)
-def _patterns(language: str | None) -> dict[str, re.Pattern]:
-    words: dict[str, set[str]] = {}
-    for code in dict.fromkeys([language or "en", "en"]):
-        for name, listed in lexicon(code).kinds.items():
-            words.setdefault(name, set()).update(w.lower() for w in listed)
-    unspaced = lexicon(language).unspaced
+def fold(text: str) -> str:
+    """Latin text without its accents ("Đơn hàng đã giao" -> "Don hang da giao"), as bulk SMS is often typed; other
+    scripts as they are (Thai vowels and tones are marks too, and must stay)."""
+    out = []
+    for ch in unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D")):
+        if unicodedata.category(ch) == "Mn" and out and out[-1].isascii():
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> dict[str, tuple[re.Pattern, re.Pattern]]:
+    """Per kind, the cues of every language file (a message's language is read after its kind, and Asian copy
+    mixes English in), accent-folded: a pattern for scripts with spaces between words, one for those without."""
+    words: dict[str, dict[bool, set[str]]] = {}
+    for lex in lexicons().values():
+        for name, listed in lex.kinds.items():
+            words.setdefault(name, {True: set(), False: set()})[lex.unspaced].update(fold(w.lower()) for w in listed)
     out = {}
-    for name, listed in words.items():
-        body = "|".join(re.escape(w) for w in sorted(listed, key=len, reverse=True))
-        out[name] = re.compile(f"({body})" if unspaced else rf"(?<![^\W\d_])({body})(?![^\W\d_])", re.I)
+    for name, by in words.items():
+        spaced = "|".join(re.escape(w) for w in sorted(by[False], key=len, reverse=True)) or "(?!)"
+        unspaced = "|".join(re.escape(w) for w in sorted(by[True], key=len, reverse=True)) or "(?!)"
+        out[name] = (re.compile(rf"(?<![^\W\d_])({spaced})(?![^\W\d_])", re.I), re.compile(f"({unspaced})"))
     return out
 
 
 def cues(text: str, language: str | None) -> dict[str, list[str]]:
-    """Distinct cue words of each kind found in a text, longest match first where they overlap."""
-    found: dict[str, list[str]] = {}
-    for name, pattern in _patterns(language).items():
-        hits = list(dict.fromkeys(m.group(1).lower() for m in pattern.finditer(text)))
-        if hits:
-            found[name] = hits
+    """Distinct cue words of each kind found in a text, in order, longest match first where they overlap."""
+    return {name: [w for w, _ in found] for name, found in _cue_positions(text, language).items()}
+
+
+def _cue_positions(text: str, language: str | None) -> dict[str, list[tuple[str, int]]]:
+    found: dict[str, list[tuple[str, int]]] = {}
+    folded = fold(text)
+    for name, patterns in _patterns().items():
+        first: dict[str, int] = {}
+        for m in (m for p in patterns for m in p.finditer(folded)):
+            first.setdefault(m.group(1).lower(), m.start())
+        if first:
+            found[name] = list(first.items())
     return found
 
 
 def classify(title: str, body: str, language: str | None, *, has_voucher: bool = False, benefits: int = 0,
-             action_to_buy: bool = False) -> MessageKind:
+             sells: bool = False, action_to_buy: bool = False) -> MessageKind:
     """The message's kind. `benefits`: how many benefits the text states (discounts, cashback, free shipping);
-    `action_to_buy`: it asks the reader to buy, register or dial for something."""
-    found = cues(f"{title}\n{body}", language)
+    `sells`: a call to buy ("Shop now!"); `action_to_buy`: a link or a keyword to text, which a confirmation or an
+    advisory may carry as well."""
+    positions = _cue_positions(f"{title}\n{body}", language)
+    found = {name: [w for w, _ in hits] for name, hits in positions.items()}
+    first = {name: min(i for _, i in hits) for name, hits in positions.items()}
     n = {name: len(found.get(name, ())) for name in _CUES}
-    offer = n["offer"] + 2 * has_voucher + 2 * min(benefits, 2) + action_to_buy
+    core = n["offer"] + 2 * has_voucher + 2 * min(benefits, 2) + sells  # what is offered
+    offer = core + action_to_buy  # a link or a keyword alone may as well track an order
 
     def evidence(*names: str) -> tuple[str, ...]:
         out = [f"{name}: " + ", ".join(f"'{w}'" for w in found[name][:4]) for name in names if found.get(name)]
+        if sells and "offer" in names:
+            out.append("a call to buy")
+        if action_to_buy and "offer" in names:
+            out.append("a keyword to text or a link")
         if has_voucher and "offer" in names:
             out.append("the campaign has a voucher")
         if benefits and "offer" in names:
@@ -89,8 +119,10 @@ def classify(title: str, body: str, language: str | None, *, has_voucher: bool =
         return MessageKind("security_warning", evidence("security"))
     if (n["advisory"] >= 2 and offer < 4) or (n["advisory"] and offer < 2):
         return MessageKind("service_advisory", evidence("advisory"))
-    plain = offer == 0 and not n["announcement"]  # one cue decides only where nothing is being promoted
-    if (n["transactional"] >= 2 and offer < 3) or (n["transactional"] and plain):
+    plain = core == 0 and not n["announcement"]  # one cue decides only where nothing is being offered
+    leads = n["transactional"] >= 2 and first["transactional"] < first.get("offer", len(title + body) + 1)
+    if (n["transactional"] >= 2 and offer < 3) or (n["transactional"] and plain) or leads:
+        # a confirmation that opens the message stays one, even with a voucher for next time after it
         return MessageKind("transactional", evidence("transactional"))
     if (n["reminder"] >= 2 and offer < 2) or (n["reminder"] and plain):
         return MessageKind("reminder_bill", evidence("reminder"))

@@ -75,6 +75,9 @@ def detect(text: str) -> str:
     words = {w.lower() for w in _WORD.findall(text or "")}
     if not words:
         return "en"
+    letters = [c for c in text if c.isalpha()]
+    if sum("\u0e00" <= c <= "\u0e7f" for c in letters) >= 0.2 * len(letters):
+        return "th"  # Thai script is Thai, however much shouted English surrounds it
     ranked = _ranked(text)
     if not ranked:
         return "en"

@@ -251,11 +251,34 @@ def rewrite(facts: OfferFacts, style: Style | None = None, goal: EditGoal | None
 
 
 # --- edits -----------------------------------------------------------------------------------------
+_GREETING_LEAD = re.compile(r"(?i)(?:^|(?<=[.!?:\n]\s)|(?<=[.!?\n]))\W*(?:hi|hello|hey|dear|hai|halo|helo|hallo|kak|ka|"
+                            r"yth\.?|chào|xin chào|kumusta)\s+(?:(?:bapak|ibu|pak|bu|mr\.?|ms\.?|mrs\.?|encik|cik|puan|tuan|"
+                            r"kuya|ate|anh|chị|em)\s+)?$")
+
+
+def _parenthesis_around(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The span of a parenthesis holding text[start:end] and at most two other words, or None."""
+    left, right = text.rfind("(", 0, start), text.find(")", end)
+    if left < 0 or right < 0 or ")" in text[left:start] or "(" in text[end:right]:
+        return None
+    rest = text[left + 1:start] + " " + text[end:right]
+    return (left, right + 1) if len(_words(rest)) <= 2 and not re.search(r"\d", rest) else None
+
+
 def _remove_personal_data(d: _Draft) -> None:
+    """Personal data out of a marketing template that goes to a whole segment: a greeting with the name goes whole
+    ("Dear Scott, join ..." -> "Join ..."), a number with its lead ("account ending 4605" -> "account"). A
+    confirmation or a reminder is written to one person by nature: its order or account number is flagged for a
+    placeholder, not cut (a bare "Order" says less than "Order #8199812605")."""
     personal = d.facts.reading.personal
     if not personal:
         return
     kinds = sorted({p.kind.replace("_", " ") for p in personal})
+    if not d.facts.kind.marketing:
+        d.unable.append(f"remove the personal data ({', '.join(kinds)}): a {d.facts.kind.label} is written to one "
+                        "person, and without it the message says less")
+        d.needs.append("your CRM tool's placeholders in place of " + ", ".join(f"'{p.text}'" for p in personal))
+        return
 
     def strip(title: str, body: str) -> tuple[str, str]:
         out = {"title": title, "body": body}
@@ -264,11 +287,21 @@ def _remove_personal_data(d: _Draft) -> None:
             start, end = p.start, p.end
             if text[start:end] != p.text:
                 continue
-            if p.kind in ("account_number", "order_number", "personal_code"):
+            greeting = _GREETING_LEAD.search(text[:start]) if p.kind == "person_name" else None
+            if greeting:  # "Dear Scott, join" -> "Join"; "Hi Wei Ling, your voucher" -> "Your voucher"
+                start = greeting.start() + len(greeting.group()) - len(greeting.group().lstrip(" \t\W"))
+                end += len(re.match(r"\s*[,!:;]?\s*", text[end:]).group())
+            elif p.kind == "person_name" and text[:start].endswith("คุณ"):
+                start -= len("คุณ")  # "คุณสมชาย แต้มของคุณ" -> "แต้มของคุณ"
+                end += len(re.match(r"\s*", text[end:]).group())
+            elif p.kind in ("account_number", "order_number", "personal_code"):
                 # "account ending 4605" -> "account"; "pesanan #2505281KQ7VX" -> "pesanan"
                 lead = re.search(r"(?i)(?:\s+(?:ending(?:\s+in)?|ends?\s+with|berakhir(?:an)?(?:\s+dengan)?|no\.?|number|"
                                  r"nombor|nomor|số|ลงท้าย(?:ด้วย)?))?\s*[:#]?\s*[*•xX]*$", text[:start])
                 start = lead.start() if lead else start
+            paren = _parenthesis_around(text, start, end)
+            if paren is not None:  # "(member ****8821)", "(card ending 4605)": nothing left worth the brackets
+                start, end = paren
             out[p.field] = _cut(text, start, end)
         return out["title"], out["body"]
 
@@ -281,7 +314,7 @@ def _remove_personal_data(d: _Draft) -> None:
 _DEADLINE_LEAD = re.compile(r"(?i)(?:(?<![\w])(?:" + "|".join(re.escape(w) for w in terms.role_words("until", "book", "start"))
                             + r"|hsd|ngày|วันที่)\s*)+$")
 _RANGE_JOIN = re.compile(r"^\s*(?:-|–|—|to|until|hingga|sehingga|sampai|s/d|hanggang|đến|ถึง|~)\s*$", re.I)
-_DEADLINE_TAIL = re.compile(r"(?i)(?:,?\s*(?:\d{1,2}[:.]\d{2}\s?(?:am|pm)?|only|lang|sahaja|saja|เท่านั้น|thôi))*")
+_DEADLINE_TAIL = re.compile(r"(?i)(?:,?\s*(?:\d{1,2}[:.]\d{2}\s?(?:am|pm)?|only|lang|sahaja|saja|นี้|เท่านั้น|thôi))*")
 
 
 def _stale_spans(d: _Draft, title: str, body: str) -> list[tuple[str, int, int]]:
@@ -360,8 +393,15 @@ def _deadline_cut(text: str, start: int, end: int, lang: str) -> tuple[int, int]
     closes = re.match(r"\s*(?:[.!?;)\n]|,\s|$)", after)
     if lead is None or not closes:
         return None
-    clause = text[_clause_start(text, phrase_start):phrase_start]
-    if len(_words(clause)) < 3 or re.search(_dangling(lang), clause):
+    clause_start = _clause_start(text, phrase_start)
+    clause = text[clause_start:phrase_start]
+    comma = re.match(r",\s+", after)
+    if not _words(clause) and clause_start == sentence[0] and comma and len(_words(text[end:sentence[1]])) >= 3:
+        return phrase_start, end + comma.end()  # "Valid 1 Apr - 15 May, limited to ..." -> "Limited to ..."
+    if not _words(clause) and re.search(r",\s*$", text[:clause_start]):
+        # the deadline is a clause of its own (", berlaku s/d 25 Mei."): the comma goes with it
+        clause = text[_clause_start(text, text[:clause_start].rstrip(" ,").__len__()):clause_start]
+    if len(_words(clause)) < 3 or re.search(_dangling(lang), clause.rstrip(" ,")):
         return None
     return phrase_start - (len(before) - len(before.rstrip(" ,-–"))), end
 
@@ -386,8 +426,9 @@ def _dangling(lang: str) -> str:
     return rf"(?i)(?:^|\s)(?:{words})\s*$"
 
 
-def _has_terms(text: str, lang: str) -> bool:
-    return any(t.kind not in ("name",) for t in terms.read("", text, language=lang).terms)
+def _has_terms(text: str, lang: str, names: bool = False) -> bool:
+    """Does the text state a term (a brand or product name too, with `names`)?"""
+    return any(names or t.kind != "name" for t in terms.read("", text, language=lang).terms)
 
 
 def _replace_phrases(d: _Draft, lex: Lexicon, categories: list[str], what: str, required: bool) -> None:
@@ -405,9 +446,10 @@ def _replace_phrases(d: _Draft, lex: Lexicon, categories: list[str], what: str, 
 
 def _replace_in(text: str, lang: str, lex: Lexicon, categories: list[str]) -> str:
     """Reword every phrase of these lists that the language's table has a replacement for, one at a time from the
-    right. A phrase with no replacement goes only when it is its sentence's whole point ("We miss you!" standing
-    alone, "Just letting you know."), or, when the table says to drop it, at the start of its clause ("Kindly be
-    advised that your order..."). Anything else stays: cutting words out of a sentence is not a sure fix."""
+    right. A phrase with no replacement goes only with its whole sentence, when that sentence states no term
+    ("We miss you!", "It's been a while since we saw you.") and something else remains, or, when the table says
+    to drop it, at the start of its clause ("Kindly be advised that your order..."). Anything else stays: cutting
+    words out of a sentence is not a sure fix."""
     skipped: set[int] = set()
     for _ in range(24):
         found = [m for c in categories for m in hits(lang, c, text) if m.start() not in skipped]
@@ -423,7 +465,8 @@ def _replace_in(text: str, lang: str, lex: Lexicon, categories: list[str]) -> st
             skipped.add(m.start())  # "Tuan/Puan yang dihormati" is no "Hai" mid-clause
             continue
         s_, e_ = _sentence_of(text, m.start(), m.end())
-        alone = len(_words(text[s_:m.start()] + " " + text[m.end():e_])) <= 2 and not _has_terms(text[s_:e_], lang)
+        # a sentence that states nothing but the wrong assumption goes whole: "It's been a while since we saw you."
+        alone = len(_words(text[s_:e_])) <= 12 and not _has_terms(text[s_:e_], lang, names=True)
         if replacement is None or (not replacement and not opens):
             if alone and text[:s_].strip() + text[e_:].strip():
                 text = _cut(text, s_, e_)
@@ -528,6 +571,10 @@ def _verb(d: _Draft, lex: Lexicon) -> str | None:
     not_shopping = _mentions(text, lex.not_shopping + LEXICONS["en"].not_shopping, d.facts.lang)
     if not_shopping:
         found = [f for f in found if f[3] not in lex.shop_verbs]
+    # only a verb that takes the offer (a voucher verb) or the segment's own ("Pay" to unpaid orders); "upgrade" or
+    # "visit" somewhere in the text need not be what the offer asks for
+    default = (lex.default_verb.get(INTENT_OF_SEGMENT[d.facts.segment]) or lex.default_verb["*"]).lower()
+    found = [f for f in found if not f[0] or f[3].lower() in (preferred, default)]
     if found:
         verb = min(found)[3]
     elif not_shopping or not (d.facts.voucher or d.facts.product_name or d.facts.categories):
@@ -567,6 +614,7 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
     added with the message's own verb and that reason. Never a bare generic one, never after a closing action,
     link, keyword, opt-out or permit line, never a verb that does not fit the offer."""
     lang = d.facts.lang
+    dropped_close = False
     if hits(lang, "weak_close", d.text):
         def drop_weak(title: str, body: str) -> tuple[str, str]:
             out = []
@@ -582,7 +630,7 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
                 out.append(text)
             return out[0], out[1]
 
-        d.edit("dropped the weak close", drop_weak, required=required)
+        dropped_close = d.edit("dropped the weak close", drop_weak, required=required)
     f = features(d.title, d.body, lang)
     reason = _reason(d, lex)
     if f.has_cta and (f.has_urgency or not reason):
@@ -614,11 +662,12 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
             d.unable.append(f"add a call to action: the message already ends with {ends}; one after it would not be "
                             "read as the close")
         return
-    if reason is None:
+    if reason is None and not dropped_close:
         if required:
             d.unable.append("add a call to action: no deadline or concrete benefit to give as the reason to act now, "
                             "and a bare 'Shop now' fixes nothing")
         return
+    reason = reason or ""  # a weak close ("Maybe take a look sometime") gone: a plain imperative takes its place
     verb = _verb(d, lex)
     if verb is None:
         if required:
@@ -910,8 +959,12 @@ def _append_sentence(body: str, sentence: str, before_footer: bool = False) -> s
     return f"{core} {sentence}{tail}".strip()
 
 
+_WORD = re.compile(r"[^\s.,!?;:()\[\]{}\"'“”‘’]*[^\W\d_][^\s.,!?;:()\[\]{}\"'“”‘’]*")
+
+
 def _words(text: str) -> list[str]:
-    return re.findall(r"[^\W\d_]+", text)
+    """Words as a reader counts them: letters between spaces or punctuation (a Thai word's vowel marks included)."""
+    return _WORD.findall(text)
 
 
 def _tidy(text: str) -> str:

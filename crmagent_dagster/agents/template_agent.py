@@ -143,7 +143,8 @@ def facts_block(facts: OfferFacts) -> str:
     """What the rewrite may state and must keep, for the LLM: the message's context, structured facts and the
     original's own terms with their roles; passed deadlines, personal data and injected text to leave out."""
     lines = ["Facts of this message (state only these and the original's own terms; never invent a discount, code, "
-             "price, link, phone number or deadline, and give no number a new meaning):", *facts.context_lines()]
+             "price, link, phone number or deadline, and give no number a new meaning):",
+             *(line for line in facts.context_lines() if not line.startswith("Terms the message states"))]
     kept = facts.must_keep()
     lines.append("Terms the original states, which the rewrite must keep as they are: " + ("; ".join(kept) if kept else "none"))
     stale = list(dict.fromkeys(t.text for t in facts.reading.stale))
@@ -181,16 +182,20 @@ def format_line(facts: OfferFacts, limits: dict[str, tuple[int, int]] | None) ->
 
 
 def needs_rewrite(audit: dict[str, Any], facts: OfferFacts) -> bool:
-    """Something to fix: the audit's error, personal data, or a passed deadline."""
-    return audit["error_type"] not in (None, "none") or bool({"personal_data", "stale_offer"} & set(audit["flags"]))
+    """Something to fix in marketing copy: the audit's error, personal data, or a passed deadline. A reminder,
+    confirmation, advisory or warning is only checked: its flags go to a person, its wording stays."""
+    return facts.kind.marketing and (audit["error_type"] not in (None, "none")
+                                     or bool({"personal_data", "stale_offer"} & set(audit["flags"])))
 
 
 def no_error_reason(audit: dict[str, Any], facts: OfferFacts) -> str:
     if facts.kind.marketing:
         return ("no error: the audit found no Appendix D error and no personal data or passed date, so the original "
                 "stands (rewrite_without_error / --rewrite-all rewrites it anyway)")
-    return (f"no error: a {facts.kind.label}, not marketing copy, with no personal data or passed date; the original "
-            "stands and keeps its purpose")
+    found = {"personal_data": "personal data", "stale_offer": "a passed date", "injected_text": "text addressed to a model"}
+    flags = [found[f] for f in audit["flags"] if f in found]
+    return (f"no error: a {facts.kind.label}, not marketing copy; it keeps its purpose and its wording"
+            + (f", and a person should look at the {' and '.join(flags)} it carries" if flags else ""))
 
 
 def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], inputs: RewriteInputs, *, cap: int | None,
@@ -228,6 +233,7 @@ def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], inputs: RewriteInputs
             w.status, w.error = "failed", f"the audit of the original failed: {audit['error']}"
         elif not rewrite_all and not needs_rewrite(audit, facts):
             w.status, w.error, w.backend, w.model = "unchanged", no_error_reason(audit, facts), RULES, RULE_MODEL
+            w.needs = [audit["flag_details"]] if audit["flag_details"] else []
         elif backend == RULES and facts.reading.injected:
             w.status = "unchanged"
             w.error = ("unchanged: the text holds sentences addressed to a model, not a reader "

@@ -69,7 +69,7 @@ _FREE_SHIPPING = re.compile(r"(?i:free\s?(?:shipping|delivery|ship)|freeship|gra
 # A multi-part SMS marker: "1/3" or "(2/2)" opening or closing a message, or bracketed. Not a date (`_parts`).
 _PART = re.compile(r"(?<![\w/.,:])[(\[]?(?P<n>[1-9])\s?/\s?(?P<m>[1-9])[)\]]?(?![\w/.,:%])")
 _DAY_WORD_BEFORE = re.compile(r"(?i)(?:\bon|\bsale|\bthis|\bsa|\bpada|\btgl|\btanggal|ngày|วันที่|\buntil|\bbefore|\bby|"
-                              r"\bhanggang|\bs/d|\bs\.d\.|\bsampai|\bhingga|\bfrom|\bmulai)\W*$")
+                              r"\bhanggang|\bs/d|\bs\.d\.|\bsampai|\bhingga|\bfrom|\bmulai)[\s:,(-]*$")
 # Data and speed quantities in telco copy: "1GB", "3.6Mbps", "500 MB", "100 SMS".
 _DATA_QUANTITY = re.compile(r"(?i)(?<![\d.,])(?P<n>\d+(?:[.,]\d+)?)\s?(?P<unit>[GMKT]B|[GMK]bps|sms|texts?|mins?)(?![\w])")
 _DATA_UNITS = {"texts": "sms", "text": "sms", "mins": "min"}
@@ -882,6 +882,9 @@ def _names(text: str, known: tuple[str, ...], spans: _Spans | None = None) -> li
     title_case = len(alpha) >= 4 and sum(w[:1].isupper() for w in alpha) >= 0.7 * len(alpha)
     # Shouting is read per sentence: one shouted line in otherwise normal copy is still shouted.
     loud = []
+    every = [t.group() for t in tokens if len(t.group()) > 1 and t.group().isalpha()]
+    if len(every) >= 4 and sum(w.isupper() for w in every) >= 0.4 * len(every):
+        loud.append((0, len(text)))  # a text that mostly shouts shouts throughout: "PAKE KODE" is no brand
     for sentence in re.finditer(r"[^.!?\n]+[.!?\n]*", text):
         ws = [t.group() for t in tokens if sentence.start() <= t.start() < sentence.end() and len(t.group()) > 1
               and t.group().isalpha()]
@@ -896,7 +899,9 @@ def _names(text: str, known: tuple[str, ...], spans: _Spans | None = None) -> li
             names = [t.group() for t in run]
             # In running text a capital mid-sentence marks a name even on a common word ("on Grab"); in Title
             # Case or shouted lines only a word's own shape does.
-            keep = any(_distinctive(w, shouting) for w in names) or (not title_case and not shouting and (
+            # in a shouted text the words written in mixed case are the ones that were not shouted: names
+            quiet = shouting and any(w[:1].isupper() and not w.isupper() and not _is_common(w) for w in names)
+            keep = quiet or any(_distinctive(w, shouting) for w in names) or (not title_case and not shouting and (
                 any(not _is_common(w) for w in names if w[:1].isupper())
                 or (not opens_sentence and any(w.lower() in ENGLISH_COMMON and not w.isupper() for w in names))))
             if opens_sentence and len(run) > 1 and _is_common(run[0].group()) and not _distinctive(run[0].group()):

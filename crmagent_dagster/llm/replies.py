@@ -77,10 +77,22 @@ class Audit(_Reply):
     feedback: str
 
 
-REPLY_MODELS: dict[str, type[BaseModel]] = {
-    m.__name__: m for m in (ContentDiagnosis, ProblemAnalysis, Rewrite, Scores, SingleScores, Preference, Audit)
-}
+class VersionJudgment(_Reply):
+    """One version of a message, judged blind."""
+
+    label: str = Field(description="The version's label as shown, e.g. V2.")
+    score: int = Field(ge=1, le=10, description="1-10: how good the message is for its purpose and audience.")
+    invented: list[str] = Field(description="Terms it states that no other version and no campaign fact supports.")
+    dropped: list[str] = Field(description="Terms another version states that this one lacks and the message needs.")
+    broken: bool = Field(description="It reads as broken: half sentences, wrong grammar, lost or glued words.")
+    note: str
+
+
+class BlindJudgment(_Reply):
+    """The quality bench's blind judge (bench/quality.py): every version of one message, shuffled, scored 1-10."""
+
+    versions: list[VersionJudgment]
 
 
 REPLY_MODELS: dict[str, type[_Reply]] = {m.__name__: m for m in (ContentDiagnosis, ProblemAnalysis, Rewrite, Scores,
-                                                                 SingleScores, Preference, Audit)}
+                                                                 SingleScores, Preference, Audit, BlindJudgment)}

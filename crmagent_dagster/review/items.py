@@ -71,11 +71,13 @@ class ReviewItem:
     aggregate_id: str
     template_id: str | None
     shop_id: str | None
-    status: str  # the writer's: ok / rejected / failed
+    status: str  # the writer's: ok / unchanged / rejected / waiting / failed
     error: str | None
     path: int | None
     language: str | None
     channel: str | None
+    message_kind: str | None  # what the message is for: promotional_offer ... security_warning
+    kind_evidence: str | None
     original_title: str | None
     original_body: str | None
     new_title: str | None
@@ -187,7 +189,8 @@ def _item(w: dict[str, Any], audits: dict, scores: dict, verdicts: dict, reasons
     return ReviewItem(
         month=w["month"], segment=w["segment"], aggregate_id=w["aggregate_id"], template_id=w["template_id"],
         shop_id=w.get("shop_id"), status=w["status"], error=w.get("error"), path=w.get("path"),
-        language=w.get("language"), channel=w.get("channel"), original_title=w.get("original_title"),
+        language=w.get("language"), channel=w.get("channel"), message_kind=w.get("message_kind"),
+        kind_evidence=w.get("kind_evidence"), original_title=w.get("original_title"),
         original_body=w.get("original_body"), new_title=w.get("new_title"), new_body=w.get("new_body"),
         rewrite_hash=store.rewrite_hash(w.get("new_title"), w.get("new_body")),
         changes=list(w.get("changes") or []), needs=list(w.get("needs") or []), guard_passed=w.get("guard_passed"),

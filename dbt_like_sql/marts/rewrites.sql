@@ -1,9 +1,10 @@
--- marts.rewrites: one row per weak template's rewrite (ok, rejected or failed), with what was delivered and every
--- score, check and lineage field a dashboard needs.
+-- marts.rewrites: one row per weak template's rewrite (ok, unchanged, rejected, waiting or failed), with what the
+-- message is (its kind), what was delivered and every score, check and lineage field a dashboard needs.
 SELECT
     w.month, w.segment, w.aggregate_id, w.template_id, w.shop_id, l.product_id, l.voucher_id,
     l.n_logs, l.mean_score AS observed_mean_score, w.path, w.exemplar_template_ids, w.language,
-    w.channel, w.original_title, w.original_body, w.new_title, w.new_body, w.status, w.error,
+    w.channel, w.message_kind, w.kind_evidence, w.original_title, w.original_body, w.new_title, w.new_body, w.status,
+    w.error,
     -- what goes out: the rewrite when it passed every check, else the original
     CASE WHEN w.status = 'ok' THEN w.new_title ELSE w.original_title END AS delivered_title,
     CASE WHEN w.status = 'ok' THEN w.new_body ELSE w.original_body END AS delivered_body,

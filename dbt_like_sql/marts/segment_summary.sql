@@ -1,8 +1,11 @@
--- marts.segment_summary: one row per month x segment: what was rewritten, how it scored, how faithful it is.
+-- marts.segment_summary: one row per month x segment: what was rewritten or left unchanged, how it scored, how
+-- faithful it is.
 SELECT
     month, segment, count(*) AS rewrites,
     count(*) FILTER (WHERE status = 'ok') AS accepted, count(*) FILTER (WHERE status = 'rejected') AS rejected,
-    count(*) FILTER (WHERE status = 'failed') AS failed,
+    count(*) FILTER (WHERE status = 'failed') AS failed, count(*) FILTER (WHERE status = 'unchanged') AS unchanged,
+    count(*) FILTER (WHERE status = 'waiting') AS waiting,
+    count(*) FILTER (WHERE message_kind NOT IN ('promotional_offer', 'announcement')) AS not_marketing,
     count(*) FILTER (WHERE path = 1) AS path1, count(*) FILTER (WHERE path = 2) AS path2,
     count(*) FILTER (WHERE path = 3) AS path3,
     avg(original_audience) AS audience_ori, avg(rewrite_audience) AS audience_gen,

@@ -186,8 +186,10 @@ function renderDetail() {
     return;
   }
   $("d-heading").textContent = `${item.template_id || item.aggregate_id} · ${item.segment.replace(/_/g, " ")}`;
-  $("d-meta").textContent = [`shop ${item.shop_id || "?"}`, `language ${item.language || "?"}`,
-    `channel ${item.channel || "?"}`, `path ${item.path ?? "?"}`, `aggregate ${item.aggregate_id}`].join(" · ");
+  $("d-meta").textContent = [`a ${(item.message_kind || "message of unknown kind").replace(/_/g, " ")}`,
+    `shop ${item.shop_id || "?"}`, `language ${item.language || "?"}`, `channel ${item.channel || "?"}`,
+    `path ${item.path ?? "?"}`, `aggregate ${item.aggregate_id}`].join(" · ");
+  $("d-meta").title = item.kind_evidence ? `read as such from ${item.kind_evidence}` : "";
   $("d-status").textContent = item.status === "ok" ? "Writer: accepted (passed every guardrail)."
     : `Writer: ${item.status}: ${item.error || "no reason recorded"}`;
   $("d-status").className = "writer-" + item.status;
