@@ -54,6 +54,44 @@ def test_the_kind_of_a_message_is_read_with_its_evidence(body, kind):
         assert verdict.error_type == "none" and "not marketing copy" in verdict.feedback
 
 
+@pytest.mark.parametrize("title,body,kind", [
+    # an unpaid order opens the message: a voucher that still applies does not make it an offer
+    ("Your order is awaiting payment", "Hi! Your order from Batik Lane is not yet paid. Please pay before 12 May to "
+     "avoid cancellation. Your RM5 voucher is still applied.", "reminder_bill"),
+    ("Pesanan menunggu pembayaran", "Pesanan kamu di Kopi Senja belum bayar. Selesaikan pembayaran sebelum 9 Mei "
+     "supaya tidak otomatis dibatalkan. Gratis ongkir tetap berlaku!", "reminder_bill"),
+    ("ยังไม่ได้ชำระเงิน", "คำสั่งซื้อร้าน Baan Tea รอการชำระเงินอยู่ กรุณาชำระภายใน 8 พ.ค. ส่วนลด ฿40 ยังใช้ได้",
+     "reminder_bill"),
+    # a shipping note with a voucher for next time stays a confirmation
+    ("Pesananmu dalam perjalanan 🚚", "Terima kasih sudah belanja di Rajut Ibu! Pesananmu sudah dikirim hari ini. "
+     "Ada kejutan diskon untuk belanja berikutnya ya!", "transactional"),
+    # a sale that says "reminder" is still an offer
+    ("Reminder: 30% off ends tonight", "Last call! 30% off all bags at Tas Kita with code LAST30 until midnight. "
+     "Shop now!", "promotional_offer"),
+])
+def test_a_bill_or_a_confirmation_that_mentions_a_voucher_is_not_an_offer(title, body, kind):
+    f = facts(body, "unpaid_order_buyers", title=title, channel="push", voucher_type="fixed_amount_off",
+              discount_value=5, currency="MYR", expires_at="2025-05-31T23:59:59")
+    assert f.kind.kind == kind, f.kind
+    r = rewrite(f, None, EditGoal(error_type="weak_call_to_action"))
+    assert kind != "reminder_bill" or (r.title, r.body) == (f.title, f.body), r.body
+
+
+def test_a_title_that_only_assumes_the_wrong_relationship_becomes_the_offer():
+    f = facts("Lama tak jumpa! Dah lama tak singgah Butik Seri. Jom kembali & nikmati diskaun RM8 dengan kod SERI8 "
+              "sehingga 30/5!", "potential_new_customers", title="Kami rindu anda! 🥺", channel="push",
+              voucher_type="fixed_amount_off", discount_value=8, currency="MYR", expires_at="2025-05-30T23:59:59")
+    r = rewrite(f, None, EditGoal(error_type="audience_assumption_error"))
+    assert "rindu" not in r.title.lower() and "RM8" in r.title, r.title
+    assert "Butik Seri" in r.body and "SERI8" in r.body and "tak singgah" not in r.body, r.body
+    # the same title over a body the tables cannot fix is left whole: half a fix still misreads the audience
+    g = facts("Rindu sangat dengan anda semua di Butik Seri, diskaun RM8 dengan kod SERI8.", "potential_new_customers",
+              title="Kami rindu anda! 🥺", channel="push", voucher_type="fixed_amount_off", discount_value=8,
+              currency="MYR", expires_at="2025-05-30T23:59:59")
+    kept = rewrite(g, None, EditGoal(error_type="audience_assumption_error"))
+    assert kept.title == g.title, kept.title
+
+
 def test_a_notice_keeps_its_purpose_and_gets_no_sales_call_to_action():
     for body in ("Red Rainfall Warning sa Cavite. Asahan ang matinding pag-ulan at pagbaha. -NDRRMC",
                  "Scheduled maintenance on Oct 27 from 12:30 AM to 5:00 AM. GCash will be unavailable.",

@@ -124,7 +124,9 @@ def classify(title: str, body: str, language: str | None, *, has_voucher: bool =
     if (n["transactional"] >= 2 and offer < 3) or (n["transactional"] and plain) or leads:
         # a confirmation that opens the message stays one, even with a voucher for next time after it
         return MessageKind("transactional", evidence("transactional"))
-    if (n["reminder"] >= 2 and offer < 2) or (n["reminder"] and plain):
+    due = n["reminder"] >= 2 and first["reminder"] < first.get("offer", len(title + body) + 1)
+    if (n["reminder"] >= 2 and offer < 2) or (n["reminder"] and plain) or due:
+        # "your order is unpaid, pay by 20 Aug ... your free-shipping voucher still applies" is a bill, not an offer
         return MessageKind("reminder_bill", evidence("reminder"))
     if offer:
         return MessageKind("promotional_offer", evidence("offer"))

@@ -347,6 +347,8 @@ def _remove_passed_deadlines(d: _Draft) -> None:
         return
     d.dropped_ok |= {t.key for t in deadlines}
     written = ", ".join(f"'{w}'" for w in dict.fromkeys(t.text for t in deadlines))
+    if d.facts.expiry is not None and _to_expiry(d, deadlines):
+        return
     broken: list[str] = []
 
     def strip(title: str, body: str) -> tuple[str, str]:
@@ -370,6 +372,46 @@ def _remove_passed_deadlines(d: _Draft) -> None:
         return
     d.unable.append(f"remove the passed deadline {written}: the sentence around it would not stay whole without it")
     d.needs.append(f"a new date in place of {written}, which had passed by {as_of}: a person must set it")
+
+
+def _to_expiry(d: _Draft, deadlines: list[terms.Term]) -> bool:
+    """A passed deadline the campaign's voucher outlives becomes the voucher's expiry, written the way the text
+    writes its dates ("s/d 30 Juni" -> "s/d 15 Jul", "30/6" -> "20/7"): the date comes from the campaign's data, so
+    the fix is sure. Only single dates: a passed range needs a person."""
+    expiry = d.facts.expiry
+    keys = {t.key for t in deadlines}
+    if any(t.key != deadlines[0].key for t in deadlines if t.text == deadlines[0].text) or \
+            any(sum(u.text == t.text for u in deadlines) > 1 for t in deadlines):
+        return False  # "1-31 Des" names two days in one span
+
+    def written(t: terms.Term) -> str:
+        if re.fullmatch(r"\d{1,2}[/.-]\d{1,2}(?:[/.-]\d{2,4})?", t.text):
+            sep = re.search(r"[/.-]", t.text).group()
+            first, second = (expiry.month, expiry.day) if d.facts.reading and terms.Market.of(
+                d.facts.lang, d.facts.currency).month_first else (expiry.day, expiry.month)
+            year = re.search(r"[/.-](\d{2,4})$", t.text[t.text.index(sep) + 1:])
+            return f"{first}{sep}{second}" + (f"{sep}{expiry.year if len(year.group(1)) == 4 else expiry.year % 100:02d}"
+                                             if year else "")
+        if re.match(r"[^\W\d_]", t.text):  # "June 30": month first
+            return format_expiry(expiry, d.facts.lang).split(" ", 1)[-1] + f" {expiry.day}"
+        return format_expiry(expiry, d.facts.lang)
+
+    def swap(title: str, body: str) -> tuple[str, str]:
+        out = {"title": title, "body": body}
+        for t in sorted(deadlines, key=lambda t: -t.start):
+            text = out[t.field]
+            if text[t.start:t.end] == t.text and t.role in ("until", "book", "pay", "date"):
+                out[t.field] = text[:t.start] + written(t) + text[t.end:]
+        return out["title"], out["body"]
+
+    old = ", ".join(f"'{t.text}'" for t in deadlines)
+    if not d.edit(f"replaced the passed deadline {old} with the voucher's expiry", swap, required=False):
+        return False
+    if {t.key for t in d.facts.read(d.title, d.body).terms} & keys:
+        return False
+    d.needs.append(f"a check of the new deadline: {old} had passed; the voucher in the campaign's data runs until "
+                   f"{expiry.isoformat()}")
+    return True
 
 
 def _deadline_cut(text: str, start: int, end: int, lang: str) -> tuple[int, int] | None:
@@ -467,8 +509,9 @@ def _replace_in(text: str, lang: str, lex: Lexicon, categories: list[str]) -> st
         s_, e_ = _sentence_of(text, m.start(), m.end())
         # a sentence that states nothing but the wrong assumption goes whole: "It's been a while since we saw you."
         alone = len(_words(text[s_:e_])) <= 12 and not _has_terms(text[s_:e_], lang, names=True)
+        formal = any(m.group().lower() in lex_.phrases.get("formal", ()) for lex_ in (lexicon(lang), lexicon("en")))
         if replacement is None or (not replacement and not opens):
-            if alone and text[:s_].strip() + text[e_:].strip():
+            if alone and not formal and text[:s_].strip() + text[e_:].strip():
                 text = _cut(text, s_, e_)
             else:
                 skipped.add(m.start())
@@ -490,12 +533,34 @@ def _fix_relationship(d: _Draft, lex: Lexicon) -> None:
     after "welcome back" became "welcome" is no better, so a partial fix is undone."""
     wrong = [c for c, applies in _WRONG_FOR if applies(d.facts.segment)]
     before = (d.title, d.body, len(d.changes))
+    _retitle(d, wrong)
     _replace_phrases(d, lex, wrong, "reworded what assumes the wrong relationship with this audience", required=True)
     if (d.title, d.body) != before[:2] and any(hits(d.facts.lang, c, d.text) for c in wrong):
         d.title, d.body = before[:2]
         del d.changes[before[2]:]
         d.unable.append("reword what assumes the wrong relationship: only part of it has a sure rewording, and half a "
                         "fix still misreads the audience")
+
+
+def _retitle(d: _Draft, wrong: list[str]) -> None:
+    """A title that is nothing but the wrong assumption ("Kangen kamu nih! 🥹", "First time dito? Welcome!") has no
+    part worth keeping and cannot be emptied: it becomes the offer the campaign's data or the text states."""
+    lang, title = d.facts.lang, d.title
+    found = [m for c in wrong for m in hits(lang, c, title)]
+    if not found or _has_terms(title, lang, names=True):
+        return
+    rest = title
+    for m in sorted(found, key=lambda m: -m.start()):
+        rest = rest[:m.start()] + " " + rest[m.end():]
+    words = _words(rest)
+    if len("".join(words)) > 16 if lang in UNSPACED else len(words) > 3:
+        return
+    found_offer = _incentive(d, lang)
+    if found_offer is None:
+        return
+    mark = EMOJI_BY_INTENT[INTENT_OF_SEGMENT[d.facts.segment]][0]
+    d.edit("put the offer in place of a title that only assumed the wrong relationship",
+           lambda t, b: (f"{found_offer[1]} {mark}", b), required=False)
 
 
 def _incentive(d: _Draft, lang: str) -> tuple[str, str] | None:
@@ -759,6 +824,9 @@ def _unshout(text: str, reading: terms.Reading, field_name: str, lang: str = "en
             return w
         if kind == "name" and not term.text.isupper():
             return w  # "TechCase MY": a name written in mixed case keeps its capitals
+        before = re.search(r"([^\W\d_]+)\s+$", text[:m.start() + offset])
+        if len(w) <= 3 and before and not before.group(1).isupper() and re.search(r"[a-z][A-Z]", before.group(1)):
+            return w
         return w.capitalize() if kind == "name" and not loud and not common else w.lower()
 
     def calm(sentence: re.Match) -> str:

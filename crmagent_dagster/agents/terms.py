@@ -96,7 +96,9 @@ _DM = r"(?:[12]\d|3[01]|0?[1-9])"
 _NUMERIC = rf"{_DM}[/.]{_DM}(?:[/.](?:20\d\d|25\d\d|\d\d))?|{_DM}-{_DM}-(?:20\d\d|\d\d)"
 _ISO_DATE = r"20\d\d-\d\d-\d\d"
 _ONE_DATE = rf"(?:{_ISO_DATE}|{_THAI}|{_VI}|{_DMY_WORD}|{_MDY_WORD}|{_NUMERIC})"
-_DATE = re.compile(rf"(?<![\w/.,])(?<!\d-)(?i:{_ONE_DATE})(?![\w/])")
+_DATE = re.compile(rf"(?<![\w/.,])(?i:{_ONE_DATE})(?![\w/])")
+_AFTER_DASH = re.compile(r"\d-$")
+_NUMERIC_RANGE_START = re.compile(r"\d{1,2}/\d{1,2}\s?-$")  # "8/15-10/31/24": the end of a range, not a fragment
 _RANGE_JOIN = re.compile(r"^\s*(?:-|–|—|to|until|till|hingga|sehingga|sampai|s/d|s\.d\.|hanggang|đến|ถึง|~)\s*$", re.I)
 _DAY_RANGE = re.compile(rf"^(?P<d1>{_DAY})\s*-\s*(?P<d2>{_DAY})\s+(?P<rest>.+)$", re.I)
 _MONTH_DAY_RANGE = re.compile(rf"^(?P<m>(?:{_MONTH_WORDS})\.?)\s+(?P<d1>{_DAY})\s*-\s*(?P<d2>{_DAY})(?P<rest>.*)$", re.I)
@@ -630,6 +632,9 @@ def _dates(text: str, market: Market, as_of: date | None) -> list[tuple[int, int
     """(start, end, date, stale) for every date; a range's ends are stale only when the range has ended."""
     found = []
     for m in _DATE.finditer(text):
+        before = text[max(0, m.start() - 8):m.start()]
+        if _AFTER_DASH.search(before) and not _NUMERIC_RANGE_START.search(before):
+            continue  # a piece of "2024-05-22" or "1-31"
         if re.fullmatch(r"\d{1,2}\.\d{1,2}", m.group()) and _DOUBLE_DAY.fullmatch(m.group()):
             continue  # "11.11" is a sale day, read below
         if re.fullmatch(r"\d{1,2}[.,]\d{1,3}", m.group()) and market.region not in ("VN", "TH") and not re.search(
