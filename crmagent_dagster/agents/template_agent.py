@@ -149,8 +149,11 @@ def facts_block(facts: OfferFacts) -> str:
     lines.append("Terms the original states, which the rewrite must keep as they are: " + ("; ".join(kept) if kept else "none"))
     stale = list(dict.fromkeys(t.text for t in facts.reading.stale))
     if stale:
-        lines.append(f"Dates that have passed by the send date ({facts.as_of}): {'; '.join(stale)}. Leave them out and "
-                     "do not invent a new date; a person will set one. Keep every date that has not passed.")
+        instead = (f"Leave them out; where the message needs a deadline, the voucher's expiry ({facts.expiry.isoformat()}, "
+                   "written the way the text writes its dates) may take its place. Invent no other date."
+                   if facts.expiry else "Leave them out and do not invent a new date; a person will set one.")
+        lines.append(f"Dates that have passed by the send date ({facts.as_of}): {'; '.join(stale)}. {instead} "
+                     "Keep every date that has not passed.")
     personal = list(dict.fromkeys(p.text for p in facts.reading.personal))
     if personal:
         lines.append(f"Personal data the template must not carry (it goes to a whole segment): {'; '.join(personal)}. "
