@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/bench_pipeline.py --logs 3000000 $(if $(BIG),--big)
 	$(BIN)/python bench/bench_llm.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/quality.py --faithfulness
 
 # Re-pin after changing dependencies in pyproject.toml (then commit constraints.txt).
 lock: | $(BIN)/python
