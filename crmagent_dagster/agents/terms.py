@@ -633,8 +633,9 @@ def _dates(text: str, market: Market, as_of: date | None) -> list[tuple[int, int
     found = []
     for m in _DATE.finditer(text):
         before = text[max(0, m.start() - 8):m.start()]
-        if _AFTER_DASH.search(before) and not _NUMERIC_RANGE_START.search(before):
-            continue  # a piece of "2024-05-22" or "1-31"
+        ends_a_range = bool(found) and re.fullmatch(r"\s?[-–]\s?", text[found[-1][1]:m.start()]) is not None
+        if _AFTER_DASH.search(before) and not _NUMERIC_RANGE_START.search(before) and not ends_a_range:
+            continue  # a piece of "2024-05-22" or "1-31"; "31พ.ค.67-27มิ.ย.67" ends a range the date before opened
         if re.fullmatch(r"\d{1,2}\.\d{1,2}", m.group()) and _DOUBLE_DAY.fullmatch(m.group()):
             continue  # "11.11" is a sale day, read below
         if re.fullmatch(r"\d{1,2}[.,]\d{1,3}", m.group()) and market.region not in ("VN", "TH") and not re.search(
@@ -925,7 +926,8 @@ def _names(text: str, known: tuple[str, ...], spans: _Spans | None = None) -> li
         sentence_start = i == 0 or bool(re.search(r"[.!?:\n|]|[^\w\s,&'’-]", gap))
         capital = word[:1].isupper() or _distinctive(word)
         connector = word.lower() in ("&", "of", "'n", "n", "x", "+") or re.fullmatch(r"\d+\w*", word) is not None
-        if run and (re.search(r"[.!?:\n|\[\](){}]|\s[&+/]\s", gap) or not (capital or connector)):
+        # a name never runs across an emoji or a symbol: "Petite Paws SG 🐾 Follow us" names the shop, not "Follow"
+        if run and (re.search(r"[.!?:\n|\[\](){}]|\s[&+/]\s|[^\w\s,&'’+/-]", gap) or not (capital or connector)):
             close()
         if (title_case or shouting) and _is_common(word) and not _distinctive(word):
             close()  # in a shouted or Title Case line a common word is no part of a name: "THANK YOU SUKI"
