@@ -34,10 +34,10 @@ class ProblemAnalysis(_Reply):
 
 
 class Rewrite(_Reply):
-    """TemplateAgent, Figs. 3-4: the rewritten push notification."""
+    """TemplateAgent, Figs. 3-4: the rewritten message (push, SMS, chat message or e-mail)."""
 
-    title: str = Field(description="Push title.")
-    body: str = Field(description="Push body.")
+    title: str = Field(description="The push title or e-mail subject; empty for an SMS.")
+    body: str = Field(description="The message body, in the channel and length the prompt gives.")
 
 
 class Scores(_Reply):
