@@ -288,3 +288,61 @@ def test_a_language_is_added_with_a_file_not_by_editing_the_engine(tmp_path):
                           env={**os.environ, "CRMAGENT_LEXICONS": str(folder)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ko", "True", "service_advisory"]
+
+
+@pytest.mark.parametrize("body,gone,kept", [
+    # a labelled number that closes its sentence goes with its phrase
+    ("Apply via the app using the invite code 7E3AF4 for account number ending 4605. Valid until 22 May.",
+     "for account number ending 4605", "using the invite code 7E3AF4. Valid"),
+    # with its noun before it and the sentence going on after it
+    ("Your BDO account ending 4605 gets ₱500 cashback with code BDO500 until 22 May.", "ending 4605",
+     "Your BDO account gets ₱500"),
+    # a name that opens the sentence is a vocative
+    ("Rachel, your next-order treat is here: 20% off with code GLOW20 until 22 May.", "Rachel, ",
+     "Your next-order treat"),
+])
+def test_personal_data_goes_only_where_its_sentence_stays_whole(body, gone, kept):
+    f = facts(body, "lapsing_buyers")
+    r = rewrite(f, None, EditGoal(error_type="none"))
+    assert gone not in r.body and kept in r.body, r.body
+
+
+def test_personal_data_inside_a_sentence_stays_and_a_person_is_asked_for_a_placeholder():
+    f = facts("Get 20% off your next top-up from card XXXXXXXX7428 for 1 year, code LOAD20, until 22 May.",
+              "lapsing_buyers")
+    r = rewrite(f, None, EditGoal(error_type="none"))
+    assert "XXXXXXXX7428" in r.body and "from card for" not in r.body
+    assert any("placeholder" in n and "7428" in n for n in r.needs), r.needs
+
+
+@pytest.mark.parametrize("body,language", [
+    ("Jom singgah! Diskaun RM5 dengan kod JOM5 sah hingga 30/5. Jom shopping koleksi terbaru sekarang 👉", "ms"),
+    ("May ₱100 off gamit ang code ISLA100 hanggang May 30. Silipin na!", "tl"),
+    ("RM5 off with code EAT5 until 30/5. Order before 30/5.", "en"),
+])
+def test_no_call_to_action_after_an_imperative_of_the_merchants_own(body, language):
+    f = facts(body, "new_followers", channel="push", title="Hello", language=language)
+    r = rewrite(f, None, EditGoal(error_type="weak_call_to_action"))
+    assert r.body == f.body, r.body
+
+
+def test_a_weak_close_inside_a_sentence_that_states_more_is_left_and_nothing_contradicts_it():
+    f = facts("Yung Anker PowerCore 10000, ₱100 off with code ANKER100 hanggang May 15 - bahala ka na kung kailan "
+              "mo gusto 😅", "price_drop", channel="push", title="Mas mura na", language="tl")
+    r = rewrite(f, None, EditGoal(error_type="weak_call_to_action"))
+    assert "na!" not in r.body.replace(f.body, "") and "ANKER100" in r.body, r.body
+
+
+def test_a_message_read_as_marketing_only_for_want_of_a_cue_keeps_its_tone():
+    f = facts("KBANK TB PHI DICH VU THANG 5 CUA KH 0123 LA 25,000D. CAM ON QUY KHACH.", "active_old_followers",
+              language="vi")
+    assert f.kind.guessed
+    r = rewrite(f, None, EditGoal(error_type="misaligned_tone"))
+    assert r.body == f.body and any("nothing marks the message as marketing" in u for u in r.unable), r.unable
+
+
+def test_a_stiff_opening_goes_whole_or_not_at_all():
+    f = facts("Nais naming ipaalam sa iyo na may 20% off ka gamit ang code TIPID20 hanggang May 30.", "lapsing_buyers",
+              language="tl")
+    r = rewrite(f, None, EditGoal(error_type="misaligned_tone"))
+    assert r.body.startswith("May 20% off ka gamit ang code TIPID20"), r.body

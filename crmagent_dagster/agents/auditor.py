@@ -26,7 +26,9 @@ from crmagent_dagster.agents.text_features import (
     PURCHASE_PENDING,
     UNFAMILIAR,
     TextFeatures,
+    exhorts,
     features,
+    last_sentence,
 )
 from crmagent_dagster.agents.facts import OfferFacts
 from crmagent_dagster.agents.terms import Reading
@@ -66,7 +68,8 @@ def audit_message(facts: OfferFacts, title: str | None = None, body: str | None 
         return AuditResult("none", f"A {facts.kind.label}, not marketing copy: no Appendix D label, and no sales call "
                                    "to action. Its purpose is kept; it is checked for personal data, passed dates and "
                                    f"clarity only. Read as such from {'; '.join(facts.kind.evidence)}.", flags, details)
-    result = audit(facts.segment, title, body, facts.lang, facts.voucher is not None, acts=has_action(reading))
+    acts = has_action(reading) or exhorts(last_sentence(body), facts.lang)
+    result = audit(facts.segment, title, body, facts.lang, facts.voucher is not None, acts=acts)
     return AuditResult(result.error_type, result.feedback, flags, details)
 
 

@@ -27,6 +27,7 @@ MARKETING = frozenset({"promotional_offer", "announcement"})
 KIND_LABELS = {"promotional_offer": "promotional offer", "announcement": "product or feature announcement",
                "reminder_bill": "reminder or bill", "transactional": "transactional confirmation",
                "service_advisory": "service advisory", "security_warning": "security or fraud warning"}
+NO_CUE = "no cue of any other kind: read as marketing copy"
 _CUES = ("security", "advisory", "transactional", "reminder", "announcement", "offer")
 
 
@@ -42,6 +43,12 @@ class MessageKind:
     @property
     def label(self) -> str:
         return KIND_LABELS[self.kind]
+
+    @property
+    def guessed(self) -> bool:
+        """Read as marketing only because nothing marked it as anything else: no edit that only suits marketing
+        copy (a call to action, a new tone) is sure on it."""
+        return self.evidence == (NO_CUE,)
 
     def describe(self) -> str:
         return f"{self.label} ({'; '.join(self.evidence)})" if self.evidence else self.label
@@ -59,18 +66,30 @@ def fold(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> dict[str, tuple[re.Pattern, re.Pattern]]:
+def _patterns() -> dict[str, tuple[re.Pattern, re.Pattern, re.Pattern]]:
     """Per kind, the cues of every language file (a message's language is read after its kind, and Asian copy
-    mixes English in), accent-folded: a pattern for scripts with spaces between words, one for those without."""
-    words: dict[str, dict[bool, set[str]]] = {}
+    mixes English in): accent-folded for scripts with spaces between words, as they are for a one-word cue whose
+    accents tell it apart ("quà", a gift, is not "qua", past), and one pattern for scripts without spaces."""
+    words: dict[str, dict[str, set[str]]] = {}
     for lex in lexicons().values():
         for name, listed in lex.kinds.items():
-            words.setdefault(name, {True: set(), False: set()})[lex.unspaced].update(fold(w.lower()) for w in listed)
+            by = words.setdefault(name, {"folded": set(), "exact": set(), "unspaced": set()})
+            for w in (w.lower() for w in listed):
+                if lex.unspaced:
+                    by["unspaced"].add(fold(w))
+                elif fold(w) != w and " " not in w:
+                    by["exact"].add(w)
+                else:
+                    by["folded"].add(fold(w))
+
+    def spaced(ws: set[str]) -> re.Pattern:
+        body = "|".join(re.escape(w) for w in sorted(ws, key=len, reverse=True)) or "(?!)"
+        return re.compile(rf"(?<![^\W\d_])({body})(?:(?<=[^\w\s])|(?![^\W\d_]))", re.I)  # "ref:" ends itself
+
     out = {}
     for name, by in words.items():
-        spaced = "|".join(re.escape(w) for w in sorted(by[False], key=len, reverse=True)) or "(?!)"
-        unspaced = "|".join(re.escape(w) for w in sorted(by[True], key=len, reverse=True)) or "(?!)"
-        out[name] = (re.compile(rf"(?<![^\W\d_])({spaced})(?![^\W\d_])", re.I), re.compile(f"({unspaced})"))
+        unspaced = "|".join(re.escape(w) for w in sorted(by["unspaced"], key=len, reverse=True)) or "(?!)"
+        out[name] = (spaced(by["folded"]), spaced(by["exact"]), re.compile(f"({unspaced})"))
     return out
 
 
@@ -82,9 +101,10 @@ def cues(text: str, language: str | None) -> dict[str, list[str]]:
 def _cue_positions(text: str, language: str | None) -> dict[str, list[tuple[str, int]]]:
     found: dict[str, list[tuple[str, int]]] = {}
     folded = fold(text)
-    for name, patterns in _patterns().items():
+    for name, (by_fold, exact, unspaced) in _patterns().items():
         first: dict[str, int] = {}
-        for m in (m for p in patterns for m in p.finditer(folded)):
+        hits = [*by_fold.finditer(folded), *exact.finditer(text), *unspaced.finditer(folded)]
+        for m in sorted(hits, key=lambda m: m.start()):
             first.setdefault(m.group(1).lower(), m.start())
         if first:
             found[name] = list(first.items())
@@ -132,4 +152,4 @@ def classify(title: str, body: str, language: str | None, *, has_voucher: bool =
         return MessageKind("promotional_offer", evidence("offer"))
     if n["announcement"]:
         return MessageKind("announcement", evidence("announcement"))
-    return MessageKind("promotional_offer", ("no cue of any other kind: read as marketing copy",))
+    return MessageKind("promotional_offer", (NO_CUE,))

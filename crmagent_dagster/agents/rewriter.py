@@ -29,7 +29,14 @@ from crmagent_dagster.agents import terms
 from crmagent_dagster.agents.auditor import audit_message
 from crmagent_dagster.agents.facts import OfferFacts
 from crmagent_dagster.agents.guardrails import limits_for, new_meanings, sms_parts
-from crmagent_dagster.agents.text_features import BOUGHT_OFTEN, HAVE_BOUGHT, PURCHASE_PENDING, UNFAMILIAR, features
+from crmagent_dagster.agents.text_features import (
+    BOUGHT_OFTEN,
+    HAVE_BOUGHT,
+    PURCHASE_PENDING,
+    UNFAMILIAR,
+    exhorts,
+    features,
+)
 from crmagent_dagster.lexicon import lexicon, lexicons
 from crmagent_dagster.vocabulary import (
     EMOJI_BY_INTENT,
@@ -201,6 +208,12 @@ def _fix(d: _Draft, lex: Lexicon | None, style: Style | None, goal: EditGoal, er
     lead = bool(style and style.incentive_in_title) or "concrete_value" in (goal.winning_traits if first else ())
     if error == "vague_incentive" or (first and d.facts.voucher is not None and states_none):
         _state_incentive(d, lex, in_title=error == "vague_incentive" or lead, required=error == "vague_incentive")
+    if error in ("weak_call_to_action", "misaligned_tone") and d.facts.kind.guessed:
+        # all-caps bills and terse notices read as "marketing" only for want of a cue: a sales close or a new
+        # register on them is no sure fix
+        d.unable.append(f"fix {error.replace('_', ' ')}: nothing marks the message as marketing copy (no offer, no "
+                        "cue of any kind), so neither a call to action nor a new tone is sure")
+        return
     if error == "weak_call_to_action":
         _call_to_action(d, lex, required=True)
     if error == "misaligned_tone":
@@ -280,8 +293,11 @@ def _remove_personal_data(d: _Draft) -> None:
         d.needs.append("your CRM tool's placeholders in place of " + ", ".join(f"'{p.text}'" for p in personal))
         return
 
+    blocked: list[str] = []
+
     def strip(title: str, body: str) -> tuple[str, str]:
         out = {"title": title, "body": body}
+        blocked.clear()
         for p in sorted(personal, key=lambda p: -p.start):
             text = out[p.field]
             start, end = p.start, p.end
@@ -294,11 +310,23 @@ def _remove_personal_data(d: _Draft) -> None:
             elif p.kind == "person_name" and text[:start].endswith("คุณ"):
                 start -= len("คุณ")  # "คุณสมชาย แต้มของคุณ" -> "แต้มของคุณ"
                 end += len(re.match(r"\s*", text[end:]).group())
-            elif p.kind in ("account_number", "order_number", "personal_code"):
-                # "account ending 4605" -> "account"; "pesanan #2505281KQ7VX" -> "pesanan"
-                lead = re.search(r"(?i)(?:\s+(?:ending(?:\s+in)?|ends?\s+with|berakhir(?:an)?(?:\s+dengan)?|no\.?|number|"
-                                 r"nombor|nomor|số|ลงท้าย(?:ด้วย)?))?\s*[:#]?\s*[*•xX]*$", text[:start])
-                start = lead.start() if lead else start
+            elif p.kind == "person_name" and re.match(r"\s*,\s*", text[end:]) and \
+                    re.search(r"(?:^|[.!?\n])\s*$", text[:start]):
+                end += re.match(r"\s*,\s*", text[end:]).end()  # "Rachel, your treat is inside" -> "Your treat ..."
+            elif p.kind == "person_name" and _parenthesis_around(text, start, end) is None and \
+                    not re.match(r"\s*[!?.]", text[end:]) and not re.search(r",\s*$", text[:start]):
+                blocked.append(p.text)  # a name inside a sentence, with no greeting to go with it
+                continue
+            elif p.kind == "person_name" and re.search(r",\s*$", text[:start]):
+                start = re.search(r",\s*$", text[:start]).start()  # "Salamat, Juan!" -> "Salamat!"
+            elif p.kind != "person_name":
+                span = (_parenthesis_around(text, *_with_label(text, start, end))
+                        or _trailing_phrase(text, start, end, d.facts.lang)
+                        or _inline_number(text, start, end, d.facts.lang))
+                if span is None:
+                    blocked.append(p.text)  # "from XXXXXXXX7428 for 1 year": cutting it breaks the sentence
+                    continue
+                start, end = span
             paren = _parenthesis_around(text, start, end)
             if paren is not None:  # "(member ****8821)", "(card ending 4605)": nothing left worth the brackets
                 start, end = paren
@@ -307,6 +335,55 @@ def _remove_personal_data(d: _Draft) -> None:
 
     if d.edit(f"removed personal data ({', '.join(kinds)}): the template goes to a whole segment", strip):
         d.needs.append("personalise with your CRM tool's placeholders if the message should address each reader")
+    if blocked:
+        d.unable.append("remove the personal data " + ", ".join(f"'{b}'" for b in blocked) + ": it sits inside a "
+                        "sentence that would break without it")
+        d.needs.append("your CRM tool's placeholders in place of " + ", ".join(f"'{b}'" for b in blocked))
+
+
+# The words that label a personal number ("for account number ending 4605", "untuk pesanan #123") and the
+# prepositions that open such a phrase: the phrase goes whole only where it closes its sentence.
+_LABEL = (r"(?:account|acct|a/c|card|order|mobile|phone|number|no\.?|nos?\.|ending|in|with|ends?|your|the|ref|"
+          r"reference|member|id|akaun|kad|nombor|pesanan|anda|rekening|kartu|nomor|akun|kamu|numero|ng|iyong|mo|"
+          r"tài khoản|số|thẻ|đơn hàng|mã|berakhir(?:an)?|dengan|บัญชี|หมายเลข|เลขที่|ลงท้ายด้วย)")
+_OPENS_PHRASE = (r"(?:for|to|from|on|of|at|via|untuk|ke|dari|pada|bagi|sa|para sa|mula sa|cho|của|từ|ของ|สำหรับ|จาก)")
+
+
+def _with_label(text: str, start: int, end: int) -> tuple[int, int]:
+    """The number with the words that label it before it ("card ending 4605" for "4605")."""
+    lead = re.search(rf"(?i)(?:(?<![\w])(?:{_LABEL})\s*[:#]?\s*)+[*•xX]*$", text[:start])
+    return (lead.start() if lead else start), end
+
+
+def _inline_number(text: str, start: int, end: int, lang: str) -> tuple[int, int] | None:
+    """"Your BDO account ending 4605 gets ..." -> "Your BDO account gets ...": the number goes with the words
+    that only point at it ("ending", "no.", "#") where a noun stays before it and the sentence goes on after it."""
+    lead = re.search(r"(?i)(?:\s+(?:ending(?:\s+in)?|ends?\s+with|berakhir(?:an)?(?:\s+dengan)?|no\.?|"
+                     r"nombor|nomor|số|ลงท้าย(?:ด้วย)?))?\s*[:#]?\s*[*•xX]*$", text[:start])
+    cut_from = lead.start() if lead else start
+    before, after = text[:cut_from], text[end:]
+    nxt = re.match(r"\s+([^\W\d_][\w'’-]*)", after)
+    if not re.search(r"[^\W\d_]\s*$", before) or re.search(_dangling(lang), before) or nxt is None or \
+            re.search(_dangling(lang), " " + nxt.group(1)):
+        return None  # "from card XXXXXXXX7428 for 1 year": "from card for" says nothing
+    return cut_from, end
+
+
+def _trailing_phrase(text: str, start: int, end: int, lang: str) -> tuple[int, int] | None:
+    """The phrase "for account number ending 4605" when it closes its sentence and what stays reads whole
+    ("... using the invite code 7E3AF4."), else None."""
+    if not re.fullmatch(rf"[\s{_EMOJI_CHARS}]*(?:[.!?](?:\s|$)[\s\S]*|$)", text[end:]):
+        return None
+    lead_start = _with_label(text, start, end)[0]
+    opens = re.search(rf"(?i)(?<![\w])(?:{_OPENS_PHRASE})\s+$", text[:lead_start])
+    if not opens:
+        return None
+    cut_from = opens.start()
+    s_, _ = _sentence_of(text, start, end)
+    kept = text[s_:cut_from].rstrip(" ,")
+    if len(_words(kept)) < 3 or re.search(_dangling(lang), kept):
+        return None
+    return cut_from - (len(text[:cut_from]) - len(text[:cut_from].rstrip())), end
 
 
 # The words that lead a deadline in any language file ("valid until", "s.d.", "hanggang", "áp dụng đến"), repeated
@@ -476,10 +553,12 @@ def _has_terms(text: str, lang: str, names: bool = False) -> bool:
 def _replace_phrases(d: _Draft, lex: Lexicon, categories: list[str], what: str, required: bool) -> None:
     lang = d.facts.lang
 
-    def apply(title: str, body: str) -> tuple[str, str]:
-        return tuple(_replace_in(text, lang, lex, categories) for text in (title, body))  # type: ignore[return-value]
-
-    d.edit(what, apply, required=required)
+    # the body and the title apart: a title that would be left empty must not stop the body's fix
+    n = len(d.changes)
+    d.edit(what, lambda t, b: (t, _replace_in(b, lang, lex, categories)), required=required)
+    d.edit(what, lambda t, b: (_replace_in(t, lang, lex, categories), b), required=required)
+    if len(d.changes) == n + 2:
+        d.changes.pop()
     still = [m.group() for c in categories for m in hits(lang, c, d.text)]
     if still and required:
         d.unable.append(f"{what}: no sure rewording of {', '.join(repr(s) for s in dict.fromkeys(still))} (the phrase "
@@ -533,9 +612,14 @@ def _fix_relationship(d: _Draft, lex: Lexicon) -> None:
     after "welcome back" became "welcome" is no better, so a partial fix is undone."""
     wrong = [c for c, applies in _WRONG_FOR if applies(d.facts.segment)]
     before = (d.title, d.body, len(d.changes))
-    _retitle(d, wrong)
-    _replace_phrases(d, lex, wrong, "reworded what assumes the wrong relationship with this audience", required=True)
-    if (d.title, d.body) != before[:2] and any(hits(d.facts.lang, c, d.text) for c in wrong):
+    _replace_phrases(d, lex, wrong, "reworded what assumes the wrong relationship with this audience", required=False)
+    _retitle(d, wrong)  # what the tables could not reword in a title that is nothing else
+    still = [m.group() for c in wrong for m in hits(d.facts.lang, c, d.text)]
+    if still:
+        d.unable.append("reword what assumes the wrong relationship: no sure rewording of "
+                        + ", ".join(repr(x) for x in dict.fromkeys(still)) + " (the phrase tables have no replacement, "
+                        "and cutting it would break its sentence)")
+    if (d.title, d.body) != before[:2] and still:
         d.title, d.body = before[:2]
         del d.changes[before[2]:]
         d.unable.append("reword what assumes the wrong relationship: only part of it has a sure rewording, and half a "
@@ -684,18 +768,37 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
         def drop_weak(title: str, body: str) -> tuple[str, str]:
             out = []
             for text in (title, body):
+                kept: set[int] = set()
                 for _ in range(6):  # one at a time, searched again: a cut sentence can hold a second one
                     found = hits(lang, "weak_close", text)
                     if not found:
                         break
+                    found = [m for m in found if m.start() not in kept]
+                    if not found:
+                        break
                     m = max(found, key=lambda m: m.start())
                     s_, e_ = _sentence_of(text, m.start(), m.end())
-                    whole = not _has_terms(text[s_:e_], lang) and (text[:s_].strip() or text[e_:].strip())
-                    text = _cut(text, s_, e_) if whole else _cut(text, m.start(), m.end())
+                    if not _has_terms(text[s_:e_], lang) and (text[:s_].strip() or text[e_:].strip()):
+                        text = _cut(text, s_, e_)  # the whole sentence is the weak close
+                        continue
+                    clause = _clause_start(text, m.start())
+                    tail = text[clause:e_]
+                    if clause > s_ and not _has_terms(tail, lang) and re.search(r",\s*$", text[:clause]):
+                        # "..., semoga suka dengan kemeja batiknya ya 😊": the trailing clause goes with its comma
+                        comma = text[:clause].rstrip().rstrip(",").rstrip()
+                        ending = re.match(r"[^.!?\n]*", text[clause:e_]).end() + clause
+                        text = comma + text[ending:]
+                        continue
+                    kept.add(m.start())  # cutting words out of a sentence is no sure fix
                 out.append(text)
             return out[0], out[1]
 
         dropped_close = d.edit("dropped the weak close", drop_weak, required=required)
+        if hits(lang, "weak_close", d.text):
+            if required:  # "Shop now!" after "whenever you like" contradicts the message it closes
+                d.unable.append("add a call to action: the weak close sits inside a sentence that states more, and "
+                                "a call to action after it would contradict it")
+            return
     f = features(d.title, d.body, lang)
     reason = _reason(d, lex)
     if f.has_cta and (f.has_urgency or not reason):
@@ -775,7 +878,7 @@ def _ends_with_action(d: _Draft) -> str | None:
     reading = d.facts.read("", last)
     if any(t.kind in ("url", "keyword", "phone") for t in reading.terms):
         return "a link, a keyword to text or a number to call"
-    if hits(d.facts.lang, "cta", last):
+    if hits(d.facts.lang, "cta", last) or exhorts(last, d.facts.lang):
         return "its own call to action"
     return None
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from crmagent_dagster.agents import language as languages
 from crmagent_dagster.agents.terms import states_value
+from crmagent_dagster.lexicon import lexicon
 from crmagent_dagster.segments import SEGMENT_BY_KEY
 from crmagent_dagster.vocabulary import has, offers_first_order
 
@@ -79,3 +80,31 @@ def features(title: str, body: str, language: str | None) -> TextFeatures:
         following=has(lang, "following", text),
         first_mention=has(lang, "first_mention", text),
     )
+
+
+_MARKS = "\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u23E9-\u23FA\u200d\ufe0f"
+
+
+def exhorts(sentence: str, language: str | None) -> bool:
+    """A sentence a reader acts on though no call-to-action phrase names it: it opens with an imperative verb or
+    an exhortation ("Shop before 31/5.", "Jom shopping koleksi terbaru sekarang 👉", "Tara, ...") or closes with an
+    imperative particle ("Silipin na!", "... ngay!"): the language file's `action_open`, `action_end` and verbs."""
+    core = re.sub(rf"^[\s{_MARKS}\W]+|[\s{_MARKS}.!?~]+$", "", sentence).lower()
+    if not core:
+        return False
+    lexes = [lexicon(x) for x in dict.fromkeys((language or "en", "en"))]
+    opens = [w for lx in lexes for w in (*lx.phrases.get("action_open", ()),
+                                         *(v.lower() for _, v in lx.rewrite.get("verbs", ())))]
+    ends = [w for lx in lexes for w in lx.phrases.get("action_end", ())]
+    if lexes[0].unspaced:
+        return any(core.startswith(w) for w in opens) or any(core.endswith(w) for w in ends)
+    return any(re.match(rf"{re.escape(w)}(?![\w-])", core) for w in opens) or \
+        (len(core.split()) >= 2 and any(core.endswith(" " + w) for w in ends))
+
+
+def last_sentence(text: str) -> str:
+    """The text's closing sentence (a sign-off line included: callers strip it first where it matters)."""
+    core = text.rstrip(f" \t\n{_MARKS}")
+    ends = [m.end() for m in re.finditer(r"[.!?\n](?=\s)", core)]
+    return text[ends[-1]:] if ends else text
+
