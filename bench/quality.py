@@ -239,8 +239,11 @@ def summary(rows: list[quality.Judged], name: str) -> list[str]:
         worse = sum(r.verdict == "worse" for r in rs)
         better = sum(r.verdict == "better" for r in rs)
         better_changed = sum(r.verdict == "better" for r in changed)
+        erring = [r for r in rs if r.has_error]
+        better_erring = sum(r.verdict == "better" for r in erring)
         out.append(f"{name} {writer}: better {better}/{n} ({100 * better / n:.0f}%), worse {worse}/{n} "
-                   f"({100 * worse / n:.1f}%), better among changed {better_changed}/{len(changed)}, broken "
+                   f"({100 * worse / n:.1f}%), better among changed {better_changed}/{len(changed)}, better among "
+                   f"those with something to fix {better_erring}/{len(erring)}, broken "
                    f"{sum(r.broken for r in rs)}, invented {sum(bool(r.invented) for r in rs)}, valid deadlines "
                    f"dropped {sum(bool(r.dropped_deadlines) for r in rs)}, sales CTA on non-marketing "
                    f"{sum(r.sales_cta_added and r.kind not in quality.MARKETING_KINDS for r in rs)}, not judged "

@@ -243,6 +243,7 @@ class Judged:
     dropped_deadlines: list[str] = field(default_factory=list)  # hand-labelled valid deadlines the text lost
     sales_cta_added: bool = False
     status: str = ""
+    has_error: bool = False  # the hand label: something a careful copywriter would change
 
 
 def judged(item: dict[str, Any], writer: str, record: dict[str, Any], verdicts: dict[str, dict] | None,
@@ -254,8 +255,11 @@ def judged(item: dict[str, Any], writer: str, record: dict[str, Any], verdicts: 
     facts = OfferFacts.from_row(row, date.fromisoformat(item["send_date"]))
     title, body = record["delivered"]["title"] or "", record["delivered"]["body"] or ""
     changed = (title, body) != (item.get("title") or "", item["body"])
-    out = Judged(item=item["id"], writer=writer, language=item["expect"]["language"], kind=item["expect"]["kind"],
-                 changed=changed, verdict="same", status=record["status"])
+    expect = item["expect"]
+    has_error = bool(expect.get("has_error")) or expect.get("error_type") not in (None, "none") \
+        or bool(expect.get("stale")) or bool(expect.get("personal"))
+    out = Judged(item=item["id"], writer=writer, language=expect["language"], kind=expect["kind"],
+                 changed=changed, verdict="same", status=record["status"], has_error=has_error)
     if record["status"] == "waiting":  # the writer has not answered: nothing to compare yet
         out.verdict = "not_judged"
     elif changed:
@@ -296,7 +300,8 @@ def quality_table(rows: list[Judged], by: str) -> str:
                       str(sum(bool(r.dropped_deadlines) for r in rs)),
                       str(sum(r.sales_cta_added and r.kind not in MARKETING_KINDS for r in rs))])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in lines)
+    rows_md = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in lines]
+    return "\n".join([rows_md[0], "|" + "|".join("-" * (w + 2) for w in widths) + "|", *rows_md[1:]])
 
 
 MARKETING_KINDS = frozenset({"promotional_offer", "announcement"})

@@ -346,3 +346,10 @@ def test_a_stiff_opening_goes_whole_or_not_at_all():
               language="tl")
     r = rewrite(f, None, EditGoal(error_type="misaligned_tone"))
     assert r.body.startswith("May 20% off ka gamit ang code TIPID20"), r.body
+
+
+def test_a_failed_check_names_the_words_that_failed_it():
+    f = facts("Register now for a Php2,000 e-voucher.", "lapsing_buyers")
+    failed = [c for c in check_rewrite("", "Register now for a Php2,000 e-voucher. Hurry, last chance!", f,
+                                       channel="sms") if not c.passed]
+    assert [c.name for c in failed] == ["urgency_supported"] and "'Hurry'" in failed[0].reason, failed

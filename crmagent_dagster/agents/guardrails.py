@@ -26,7 +26,7 @@ from typing import Any
 from crmagent_dagster.agents import language as languages
 from crmagent_dagster.agents import terms
 from crmagent_dagster.agents.facts import OfferFacts
-from crmagent_dagster.vocabulary import has
+from crmagent_dagster.vocabulary import has, hits
 
 # Length limits per channel (title, body), in characters; configurable per deployment. SMS has no title of
 # its own (40 leaves room for a sender prefix); its body is three concatenated GSM-7 parts (3 x 153), which is
@@ -96,9 +96,11 @@ def check_rewrite(title: str, body: str, facts: OfferFacts, vocabulary: frozense
     lang = facts.lang
     urgent = has(lang, "urgency", text) and not has(lang, "urgency", f"{facts.title}\n{facts.body}")
     backed = facts.expiry is not None or facts.deadline is not None
+    said = sorted({m.group() for m in hits(lang, "urgency", text)}
+                  - {m.group() for m in hits(lang, "urgency", f"{facts.title}\n{facts.body}")})
     checks.append(Check("urgency_supported", not urgent or backed,
-                        "urgency wording without a real deadline" if urgent and not backed
-                        else "urgency backed by a deadline or absent"))
+                        "urgency wording without a real deadline: " + ", ".join(f"'{w}'" for w in said)
+                        if urgent and not backed else "urgency backed by a deadline or absent"))
 
     bound = {c.lower() for c in (facts.product_name, *facts.categories) if c}
     lowered, original_lower = text.lower(), f"{facts.title}\n{facts.body}".lower()
