@@ -152,6 +152,9 @@ def test_roles_keep_travel_days_limits_and_prices_from_becoming_deadlines_or_dis
     turned = check_rewrite("", "Your BPI Credit Card has reached 80% of your Credit Limit. Get 80% off now!", limit,
                            channel="sms")
     assert "a new meaning" in next(c for c in turned if c.name == "roles_kept").reason
+    voucher = facts("Join #GalaxyUnpacked. Register now for a Php2,000 e-voucher.", "lapsing_buyers")
+    assert [(t.text, t.role) for t in voucher.reading.terms if t.kind != "name"] == [("Php2,000", "benefit")]
+    assert [t.text for t in voucher.reading.terms if t.kind == "name"] == ["GalaxyUnpacked"]  # not "Join"
     offer = facts("Get 15% off with min. spend RM80 (max RM25 off).", "new_buyers", currency="RM")
     assert {t.text: t.role for t in offer.reading.terms} == {"15%": "benefit", "RM80": "threshold", "max RM25": "cap"}
 

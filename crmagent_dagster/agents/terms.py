@@ -934,6 +934,8 @@ def _names(text: str, known: tuple[str, ...], spans: _Spans | None = None) -> li
             continue
         if capital and (run or _distinctive(word) or not _is_common(word) or not sentence_start):
             nxt = tokens[i + 1].group() if i + 1 < len(tokens) else ""
+            if nxt and re.search(r"[^\w\s,&'’+/-]", text[tok.end():tokens[i + 1].start()]):
+                nxt = ""  # "Join #GalaxyUnpacked": a symbol between them, so no name runs on from the verb
             sender = re.match(r"\s*:", text[tok.end():]) or re.search(r"\[\s*$", gap)  # "Shopee: ...", "[Shopee]"
             if (sentence_start and not run and not _distinctive(word) and not sender
                     and not (nxt[:1].isupper() or _distinctive(nxt))):
