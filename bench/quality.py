@@ -51,7 +51,7 @@ from crmagent_dagster.sql import fetch_dicts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "quality"
-DEFAULT_SETS = ("sms_holdout", "merchant_holdout")
+DEFAULT_SETS = ("sms_fresh", "merchant_fresh", "sms_holdout", "merchant_holdout")
 Answerer = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
@@ -324,6 +324,7 @@ def main() -> int:
     parser.add_argument("--record-answers", type=Path, help="a results file answering a pending file (with --stage, --set)")
     parser.add_argument("--stage", choices=("llm", "judge"))
     parser.add_argument("--set")
+    parser.add_argument("--report", type=Path, help="also write the tables as Markdown to this file")
     parser.add_argument("--faithfulness", action="store_true", help="part 2: labelled sets and a synthetic month")
     parser.add_argument("--db", help="with --faithfulness: a refreshed month's DuckDB file (default: build one)")
     parser.add_argument("--month", default="2025-04")
@@ -337,11 +338,38 @@ def main() -> int:
         faithfulness(args)
         return 0
     live = live_answerer() if args.live else None
-    lines = []
+    lines, every = [], {}
     for name in args.sets:
-        lines += summary(real_set(name, live), name)
+        every[name] = real_set(name, live)
+        lines += summary(every[name], name)
     print("\n" + "\n".join(lines))
+    if args.report:
+        args.report.write_text(report(every), encoding="utf-8")
+        print(f"tables -> {args.report}")
     return 0
+
+
+def report(every: dict[str, list[quality.Judged]]) -> str:
+    """The README's tables: per set and writer, then per language and per kind."""
+    head = ["set", "writer", "messages", "changed", "better", "same", "worse", "not judged", "better % of changed",
+            "better / to fix", "broken", "invented", "deadlines dropped", "sales CTA on non-marketing"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for name, rows in every.items():
+        for writer in quality.WRITERS:
+            rs = [r for r in rows if r.writer == writer]
+            changed = [r for r in rs if r.changed]
+            erring = [r for r in rs if r.has_error]
+            count = lambda v, among=rs: sum(r.verdict == v for r in among)  # noqa: E731
+            cells = [name, writer, len(rs), len(changed), count("better"), count("same"), count("worse"),
+                     count("not_judged"), f"{100 * count('better', changed) / len(changed):.0f}" if changed else "-",
+                     f"{count('better', erring)}/{len(erring)}", sum(r.broken for r in rs),
+                     sum(bool(r.invented) for r in rs), sum(bool(r.dropped_deadlines) for r in rs),
+                     sum(r.sales_cta_added and r.kind not in quality.MARKETING_KINDS for r in rs)]
+            out.append("| " + " | ".join(str(c) for c in cells) + " |")
+    for name, rows in every.items():
+        out += ["", f"**{name}**, per language:", "", quality.quality_table(rows, "language"),
+                "", f"**{name}**, per kind:", "", quality.quality_table(rows, "kind")]
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

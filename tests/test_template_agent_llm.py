@@ -125,26 +125,34 @@ def files_reply(body: dict) -> dict:
     return {"preferred": "B" if any(w in a for w in worse) else "A", "reason": "r"}
 
 
-def test_files_mode_nothing_is_ok_until_every_stage_has_answered(tmp_path):
-    """CRMAGENT_LLM_MODE=files through the CLI: each run writes what it still needs into the pending requests; a
-    line is `waiting` (exit 3), naming the stage, until its audit, rewrite, scores, both-order judgment and the
+def test_files_mode_nothing_is_ok_until_every_stage_has_answered(tmp_path, monkeypatch, capsys):
+    """CRMAGENT_LLM_MODE=files through the CLI's own entry point (in-process: a dozen runs; the console script
+    itself is run in tests/test_landing_and_cli.py): each run writes what it still needs into the pending requests;
+    a line is `waiting` (exit 3), naming the stage, until its audit, rewrite, scores, both-order judgment and the
     audit of the rewrite are all answered; only then `ok` (exit 0). Two input files on one --db keep their own
     requests, under their own scope and custom_ids."""
-    import os
     import re
-    import subprocess
-    import sys
+    from types import SimpleNamespace
 
     import duckdb
 
-    crmagent = Path(sys.executable).parent / "crmagent"
+    from crmagent_dagster.cli import main
+
     db, src, out = tmp_path / "wh.duckdb", tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in (GLOBE, CART)), encoding="utf-8")
-    env = {"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1", "CRMAGENT_LLM_MODE": "files",
-           "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "CRMAGENT_DUCKDB_PATH": str(db)}
+    for name, value in {"HF_HUB_OFFLINE": "1", "CRMAGENT_LLM_MODE": "files", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+                        "CRMAGENT_DUCKDB_PATH": str(db)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([crmagent, *args], capture_output=True, text=True, env=env)
+    def cli(*args: str) -> SimpleNamespace:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        printed = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=printed.out, stderr=printed.err)
 
     def export_and_answer(n: int) -> list[str]:
         requests = tmp_path / f"requests-{n}.jsonl"
