@@ -356,3 +356,55 @@ def test_a_failed_check_names_the_words_that_failed_it():
     failed = [c for c in check_rewrite("", "Register now for a Php2,000 e-voucher. Hurry, last chance!", f,
                                        channel="sms") if not c.passed]
     assert [c.name for c in failed] == ["urgency_supported"] and "'Hurry'" in failed[0].reason, failed
+
+
+def test_a_sign_off_names_the_sender_not_a_reader():
+    f = facts("Hi there,\n\nRM10 off any order from RM50 with code SAMBAL10, valid till 30/5.\n\nTerima kasih,\n"
+              "Kak Yah & the Tok Wan Sambal team", "frequent_buyers", channel="push", title="Your perk")
+    assert not f.reading.personal
+    assert rewrite(f, None, EditGoal(error_type="none")).body == f.body
+
+
+def test_a_date_written_in_full_is_replaced_in_full_and_the_order_of_numeric_dates_follows_the_text():
+    f = facts("Guna kod ROTAN15 untuk RM15 off. Tawaran sampai 15 Ogos sahaja.", "abandoned_cart_buyers",
+              channel="push", title="Troli", language="ms", as_of=date(2025, 8, 18), voucher_type="fixed_amount_off",
+              discount_value=15, currency="MYR", expires_at="2025-08-31T23:59:59")
+    assert rewrite(f, None, EditGoal(error_type="none")).body.endswith("Tawaran sampai 31 Ogos sahaja.")
+    # "6/30/25" can only be month first, so "10/9/24" in the same message is 9 October, not 10 September
+    emirates = terms.read("", "Book online til 10/9/24 & input code PHBDO24. Travel til 6/30/25.", language="en",
+                          as_of=date(2024, 10, 1))
+    assert not emirates.stale and "date:2024-10-09" in {t.key for t in emirates.terms}
+
+
+def test_a_long_sms_is_not_cut_to_fit_fewer_parts_than_it_took_and_defanged_links_are_links():
+    body = ("Apply for a Citi Rewards Card & get P2,000 GCash + no annual fee when you spend at least P20,000 w/in 60 "
+            "days from approval. Plus, get a chance to win P50,000 GCash eGift. Apply at citi[.]asia/phwsre (remove "
+            "brackets when copying URL onto your browser). More details at citi[.]asia/phwstc. Promo is until "
+            "06/30/26. DTI166339S23. This product is sold by Union Bank of the Philippines, using certain trademarks "
+            "temporarily under license from Citigroup Inc. and related group entities.")
+    f = facts(body, "lapsing_buyers")
+    assert {t.text for t in f.reading.of_kind("url")} == {"citi[.]asia/phwsre", "citi[.]asia/phwstc"}
+    r = rewrite(f, None, EditGoal(error_type="none", channel="sms"))
+    assert "citi[.]asia/phwsre" in r.body and "citi[.]asia/phwstc" in r.body, r.body
+
+
+def test_a_stated_offer_goes_before_the_closing_link():
+    f = facts("Ada penawaran menarik di Roastery Tanah Gayo minggu ini. Yuk intip! shopee.co.id/roastery",
+              "lapsing_buyers", channel="push", title="Promo", language="id", voucher_type="percentage_off",
+              discount_value=20, currency="IDR", expires_at="2025-05-31T23:59:59")
+    r = rewrite(f, None, EditGoal(error_type="vague_incentive"))
+    assert r.body.endswith(" shopee.co.id/roastery") and "diskon 20%" in r.body, r.body
+
+
+@pytest.mark.parametrize("title,body,language", [
+    ("Your parcel is on its way 🚚", "Good news, your Sprout & Stitch order has left our studio and is now with the "
+     "courier. Here's S$5 off your next order with code SPROUT5, valid till 31 May. Any issue, just reply here 🙂", "en"),
+    ("พัสดุของคุณออกจากร้านแล้ว 📦", "CaseLab TH จัดส่งเคสของคุณแล้วค่ะ คาดว่าจะถึงภายใน 1-3 วัน ติดตามสถานะได้ที่ "
+     "'การซื้อของฉัน' รอบหน้ามีเซอร์ไพรส์พิเศษรออยู่", "th"),
+])
+def test_a_shipping_note_with_a_voucher_for_next_time_gets_no_sales_close(title, body, language):
+    f = facts(body, "post_purchase", title=title, channel="push", language=language, voucher_type="fixed_amount_off",
+              discount_value=5, currency="SGD", expires_at="2025-05-31T23:59:59")
+    assert f.kind.kind == "transactional", f.kind
+    r = rewrite(f, None, EditGoal(error_type="weak_call_to_action"))
+    assert (r.title, r.body) == (f.title, f.body), r.body

@@ -175,6 +175,8 @@ def length_check(title: str, body: str, channel: str, limits: dict[str, tuple[in
     """Within the channel's limits. An SMS has no title of its own (it keeps the original's, usually none) and
     stays within as many parts as the original (one part at least: 160 GSM-7 or 70 UCS-2 characters)."""
     max_title, max_body = limits_for(channel, limits)
+    if channel == "sms" and original is not None:  # a long SMS may stay as long as it was, in as many parts
+        max_body = max(max_body, sms_capacity(original[1]))
     title_required = title_required and channel != "sms"
     problems = [f"title {len(title)} > {max_title}"] * (len(title) > max_title)
     problems += [f"body {len(body)} > {max_body}"] * (len(body) > max_body)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from crmagent_dagster.agents import terms
 from crmagent_dagster.agents.auditor import audit_message
 from crmagent_dagster.agents.facts import OfferFacts
-from crmagent_dagster.agents.guardrails import limits_for, new_meanings, sms_parts
+from crmagent_dagster.agents.guardrails import limits_for, new_meanings, sms_capacity, sms_parts
 from crmagent_dagster.agents.text_features import (
     BOUGHT_OFTEN,
     HAVE_BOUGHT,
@@ -238,7 +238,9 @@ def rewrite(facts: OfferFacts, style: Style | None = None, goal: EditGoal | None
     error = goal.error_type or "none"
     if facts.kind.marketing:
         fixed: set[str] = set()
-        for round_ in range(3):  # fixing one error can uncover the next ("first order" gone, the offer is still vague)
+        for round_ in range(3 if error != "none" else 1):
+            # fixing one error can uncover the next ("first order" gone, the offer is still vague); a message whose
+            # audit found none is not audited again after a passed date or personal data comes out
             if round_:
                 error = audit_message(facts, d.title, d.body).error_type
                 if error == "none" or error in fixed:
@@ -364,7 +366,7 @@ def _inline_number(text: str, start: int, end: int, lang: str) -> tuple[int, int
     before, after = text[:cut_from], text[end:]
     nxt = re.match(r"\s+([^\W\d_][\w'’-]*)", after)
     if not re.search(r"[^\W\d_]\s*$", before) or re.search(_dangling(lang), before) or nxt is None or \
-            re.search(_dangling(lang), " " + nxt.group(1)):
+            re.search(_dangling(lang), " " + nxt.group(1)) or re.fullmatch(rf"(?i){_OPENS_PHRASE}", nxt.group(1)):
         return None  # "from card XXXXXXXX7428 for 1 year": "from card for" says nothing
     return cut_from, end
 
@@ -469,9 +471,15 @@ def _to_expiry(d: _Draft, deadlines: list[terms.Term]) -> bool:
             year = re.search(r"[/.-](\d{2,4})$", t.text[t.text.index(sep) + 1:])
             return f"{first}{sep}{second}" + (f"{sep}{expiry.year if len(year.group(1)) == 4 else expiry.year % 100:02d}"
                                              if year else "")
+        lex_ = lexicon(d.facts.lang)
+        word = re.search(r"[^\W\d_]+", t.text)
+        month = format_expiry(expiry, d.facts.lang).split(" ", 1)[-1]
+        if word and lex_.month_names and len(word.group()) > len(lex_.month_abbr[0] if lex_.month_abbr else "Jan") \
+                and word.group().lower() in {n.lower() for n in lex_.month_names}:
+            month = lex_.month_names[expiry.month - 1]  # the text writes its months out: "15 Ogos" -> "31 Ogos"
         if re.match(r"[^\W\d_]", t.text):  # "June 30": month first
-            return format_expiry(expiry, d.facts.lang).split(" ", 1)[-1] + f" {expiry.day}"
-        return format_expiry(expiry, d.facts.lang)
+            return f"{month} {expiry.day}"
+        return f"{expiry.day} {month}" if d.facts.lang != "vi" else format_expiry(expiry, d.facts.lang)
 
     def swap(title: str, body: str) -> tuple[str, str]:
         out = {"title": title, "body": body}
@@ -1005,6 +1013,8 @@ def _drop_filler(d: _Draft, limit: int) -> None:
 
 def _fit(d: _Draft, lex: Lexicon | None, goal: EditGoal) -> None:
     max_title, max_body = limits_for(goal.channel, goal.limits)
+    if goal.channel == "sms":  # an SMS that took four parts may take four again: nothing is cut to fit three
+        max_body = max(max_body, sms_capacity(d.facts.body))
     if len(d.body) > max_body:
         d.edit("collapsed spacing to fit", lambda t, b: (t, re.sub(r"\s+", " ", b).strip()), required=False)
     if len(d.body) > max_body:
@@ -1119,14 +1129,21 @@ def _last_sentence(body: str) -> int | None:
 
 def _append_sentence(body: str, sentence: str, before_footer: bool = False) -> str:
     cut = _footer_start(body) if before_footer else None
+    if before_footer and not cut:  # "... Yuk intip! shopee.co.id/x": the link stays last, the sentence before it
+        links = terms.read("", body).of_kind("url")
+        if links and links[-1].end >= len(body.rstrip()):
+            last = _last_sentence(body[:links[-1].start])
+            lead = body[last or 0:links[-1].start]
+            cut = (last or 0) if not _words(lead) or exhorts(lead, None) else links[-1].start
+            cut = cut or None
     if cut:  # "... Get RM5 off. Text STOP to 2882." keeps its footer last
         return _append_sentence(body[:cut], sentence) + " " + body[cut:].lstrip()
     body = body.rstrip()
     trailing = re.search(f"([{_EMOJI_CHARS}\\s]+)$", body)
     tail = trailing.group() if trailing else ""
     core = body[: len(body) - len(tail)].rstrip()
-    if core and core[-1] not in ".!?。":
-        core += "."
+    if core and core[-1] not in ".!?。" and not re.search(r"[\u0E00-\u0E7F]$", core):
+        core += "."  # Thai ends a sentence with a space, not a full stop
     return f"{core} {sentence}{tail}".strip()
 
 

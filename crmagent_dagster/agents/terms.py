@@ -563,9 +563,18 @@ def _unit(word: str) -> str:
     return "mo"
 
 
+# A link written not to be clickable, as banks do: "citi[.]asia/phwsre", "bdo(dot)com(dot)ph".
+_DEFANGED = re.compile(r"(?i)(?<![\w.])[a-z0-9-]+(?:(?:\[\.\]|\(\.\)|\[dot\]|\(dot\))[a-z0-9-]+)+(?:/[^\s]*)?")
+
+
 def _urls(text: str) -> list[tuple[int, int, str]]:
     out = []
+    for m in _DEFANGED.finditer(text):
+        trimmed = m.group().rstrip(".,!?;:)}'\"")
+        out.append((m.start(), m.start() + len(trimmed), re.sub(r"(?i)\[\.\]|\(\.\)|\[dot\]|\(dot\)", ".", trimmed)))
     for url, (start, end) in _url_extractor().find_urls(text, get_indices=True):
+        if any(a <= start < b for a, b, _ in out):
+            continue
         trimmed = url.rstrip(".,!?;:)]}'\"")
         end -= len(url) - len(trimmed)
         if re.fullmatch(r"[\d.,]+", trimmed) or "@" in trimmed or not _looks_like_a_link(trimmed):
@@ -643,6 +652,15 @@ def _dates(text: str, market: Market, as_of: date | None) -> list[tuple[int, int
             continue  # "1.5" is a number, not a date, except where dates are written d.m
         end = m.end() - (1 if re.search(r"[A-Za-z]\.$", m.group()) else 0)  # "25 Mei." ends a sentence
         found.append([m.start(), end, text[m.start():end]])
+    # A numeric date that can only be read one way sets the order of the ambiguous ones beside it: "6/30/25" says
+    # that "10/9/24" in the same message is 9 October, whatever the market's usual order.
+    orders = set()
+    for _, _, span in found:
+        numeric = re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})(?:[/.-]\d{2,4})?", span)
+        if numeric and (int(numeric.group(1)) > 12) != (int(numeric.group(2)) > 12):
+            orders.add(int(numeric.group(2)) > 12)
+    if len(orders) == 1:
+        market = replace(market, month_first=orders.pop())
     # A range's later end lends its year to the earlier one ("7/15 - 8/30/24").
     parsed: list[tuple[int, int, list[date]]] = []
     for i, (start, end, span) in enumerate(found):
@@ -774,6 +792,15 @@ def _safe(year: int, month: int, day: int) -> list[date]:
 
 
 # --- personal data -------------------------------------------------------------------------------
+def _signs_off(text: str, start: int) -> bool:
+    """A name in the closing lines, after "Terima kasih," or "Love,": the sender ("Kak Yah & the team"), not a
+    reader."""
+    line_start = text.rfind("\n", 0, start) + 1
+    before = text[:line_start].rstrip()
+    after = text[start:].strip()
+    return bool(line_start) and before.endswith(",") and after.count("\n") <= 1 and "\n" in text[:line_start]
+
+
 def _personal(text: str, field_name: str, market: Market, spans: _Spans) -> list[Personal]:
     out = []
     for m in _GREETING.finditer(text):
@@ -805,6 +832,7 @@ def _personal(text: str, field_name: str, market: Market, spans: _Spans) -> list
             out.append(Personal("personal_phone", text[start:end], field_name, start, end))
     out = [p for i, p in enumerate(out) if not any(q.start <= p.start and p.end <= q.end and j != i and (q.start, q.end) != (p.start, p.end)
                                                       for j, q in enumerate(out))]
+    out = [p for p in out if not (p.kind == "person_name" and _signs_off(text, p.start))]
     for p in out:
         spans.claim(p.start, p.end)
     return out
