@@ -408,3 +408,28 @@ def test_a_shipping_note_with_a_voucher_for_next_time_gets_no_sales_close(title,
     assert f.kind.kind == "transactional", f.kind
     r = rewrite(f, None, EditGoal(error_type="weak_call_to_action"))
     assert (r.title, r.body) == (f.title, f.body), r.body
+
+
+def test_a_weak_close_goes_whole_and_the_call_to_action_comes_before_a_closing_link_line():
+    body = ("Hi!\n\nGet 15% off all soy candles with code GLOW15 until 31 May.\n\nNo worries if not, we'll be here "
+            "whenever you're ready 🙂\n\nlumenhaus.example/shop")
+    f = facts(body, "lapsing_buyers", channel="email", title="Candles", language="en", voucher_type="percentage_off",
+              discount_value=15, currency="SGD", expires_at="2025-05-31T23:59:59")
+    r = rewrite(f, None, EditGoal(error_type="weak_call_to_action"))
+    assert "whenever" not in r.body and "GLOW15 until 31 May." in r.body, r.body
+    # the link keeps its case and its line; the paragraph break before it stays
+    assert r.body.endswith("now!\n\nlumenhaus.example/shop"), r.body
+
+
+def test_an_english_verb_opens_no_sentence_of_another_language():
+    from crmagent_dagster.agents.text_features import exhorts
+    assert not exhorts("Shop gửi bạn mã GIAM15 giảm 15% cho đơn từ 200k.", "vi")
+    assert exhorts("Shop now at shopee.vn/abc!", "vi")
+
+
+def test_a_thai_weak_close_goes_as_its_own_run_of_words():
+    f = facts("ชาไทยสูตรโบราณ ลด ฿50 ด้วยโค้ด TEA50 ถึง 31 พ.ค. ตามสะดวกเลยค่ะ shopee.co.th/teahouse", "new_buyers",
+              channel="push", title="ชาไทย", language="th", voucher_type="fixed_amount_off", discount_value=50,
+              currency="THB", expires_at="2025-05-31T23:59:59")
+    r = rewrite(f, None, EditGoal(error_type="weak_call_to_action"))
+    assert "ตามสะดวก" not in r.body and "TEA50 ถึง 31 พ.ค." in r.body and "shopee.co.th/teahouse" in r.body, r.body

@@ -755,13 +755,13 @@ def _reason(d: _Draft, lex: Lexicon) -> str | None:
     else the concrete benefit. "" when the closing sentence already states the deadline (no need to repeat it),
     None when there is no reason at all."""
     deadline = d.facts.deadline
-    if deadline is not None and deadline in d.text:
+    if deadline is None or deadline not in d.text:
+        deadline = format_expiry(d.facts.expiry, d.facts.lang) if d.facts.expiry is not None else None
+    if deadline is not None:
         close = _last_sentence(_before_signoff(d.body)[0])
         if close is not None and deadline in d.body[max(0, close - 80):]:
-            return ""
+            return ""  # the close states it already (the voucher's expiry put in for a passed date too)
         return lex.by_deadline.format(deadline=deadline)
-    if d.facts.expiry is not None:
-        return lex.by_deadline.format(deadline=format_expiry(d.facts.expiry, d.facts.lang))
     found = _incentive(d, d.facts.lang)
     return lex.by_incentive.format(incentive=found[0]) if found else None
 
@@ -786,6 +786,10 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
                         break
                     m = max(found, key=lambda m: m.start())
                     s_, e_ = _sentence_of(text, m.start(), m.end())
+                    if lang in UNSPACED:  # Thai ends a sentence with a space: the phrase's own run of words
+                        s_ = max(s_, text.rfind(" ", 0, m.start()) + 1)
+                        gap = re.search(r"\s", text[m.end():e_])
+                        e_ = m.end() + gap.start() if gap else e_
                     if not _has_terms(text[s_:e_], lang) and (text[:s_].strip() or text[e_:].strip()):
                         text = _cut(text, s_, e_)  # the whole sentence is the weak close
                         continue
@@ -833,7 +837,8 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
         if d.edit("tied the call to action to the real reason to act now", attach, required=False):
             return
     ends = _ends_with_action(d)
-    if ends:
+    link_line = _closing_link_line(_before_signoff(d.body)[0])
+    if ends and not (dropped_close and link_line is not None):  # a bare link line may follow the new close
         if required:
             d.unable.append(f"add a call to action: the message already ends with {ends}; one after it would not be "
                             "read as the close")
@@ -859,6 +864,10 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
 
     def add(title: str, body: str) -> tuple[str, str]:
         main, signoff = _before_signoff(body)
+        at = _closing_link_line(main) if dropped_close else None
+        if at is not None:  # "...valid until Oct 20. Order now!\n\nshopee.ph/shop": the link stays last
+            core = main[:at].rstrip()
+            return title, _append_sentence(core, sentence) + main[len(core):] + signoff
         return title, _append_sentence(main, sentence) + signoff
 
     d.edit("ended with an imperative call to action" + (" and the reason to act now" if reason else ""), add,
@@ -872,6 +881,14 @@ def _before_signoff(body: str) -> tuple[str, str]:
     if not m or re.search(r"\d|https?://|www\.", m.group("tail")) or len(_words(m.group("tail"))) > 6:
         return body, ""
     return body[:m.start()], body[m.start():]
+
+
+def _closing_link_line(main: str) -> int | None:
+    """Where the body's last line starts when that line is a bare link ("shopee.ph/lolabenings") after other text."""
+    m = re.search(r"\n[ \t]*(\S+)[ \t]*$", main.rstrip())
+    if m is None or not main[:m.start()].strip() or not _LINKISH.search(m.group(1)) or "/" not in m.group(1):
+        return None
+    return m.start() + 1
 
 
 def _ends_with_action(d: _Draft) -> str | None:
@@ -1098,14 +1115,26 @@ def _remove_clause_or_phrase(text: str, start: int, end: int, lex: Lexicon | Non
     return _cut(text, start, end)
 
 
+_LINKISH = re.compile(r"[./@#]\w|^www|://")
+
+
 def _cut(text: str, start: int, end: int) -> str:
     """Remove text[start:end]; if that removes a sentence's start, the rest of it starts with a capital."""
+    end -= len(text[start:end]) - len(text[start:end].rstrip())  # the break after the cut is the text's, not the cut's
     before, after = text[:start], text[end:]
     if before.strip() and not re.search(r"[.!?\n]\s*$", before):
         return before + after
-    after = re.sub(r"^[\s,;:!?.-]+", lambda m: "\n" if "\n" in m.group() else " " if before else "", after)
+    lead = re.match(r"^[\s,;:!?.-]+", after)
+    if lead and "\n" in lead.group():  # the break that followed the cut stays (a paragraph stays a paragraph)
+        before = before.rstrip(" \t")
+        room = 2 - (len(before) - len(before.rstrip("\n"))) if before.strip() else 0
+        after = "\n" * max(0, min(lead.group().count("\n"), room)) + after[lead.end():]
+    elif lead:
+        after = (" " if before else "") + after[lead.end():]
     i = len(after) - len(after.lstrip())
-    if after[i:i + 1].islower() and not re.match(r"[a-z]+[A-Z]", after[i:]):
+    word = re.match(r"\S+", after[i:])
+    if (after[i:i + 1].islower() and not re.match(r"[a-z]+[A-Z]", after[i:])
+            and not (word and _LINKISH.search(word.group()))):  # "shopee.ph/x" is a link, not a sentence
         after = after[:i] + after[i].upper() + after[i + 1:]
     gap = " " if before and not before[-1].isspace() and after and not after[0].isspace() else ""
     return before + gap + after

@@ -93,13 +93,22 @@ def exhorts(sentence: str, language: str | None) -> bool:
     if not core:
         return False
     lexes = [lexicon(x) for x in dict.fromkeys((language or "en", "en"))]
+    own = lexes[0]
     opens = [w for lx in lexes for w in (*lx.phrases.get("action_open", ()),
-                                         *(v.lower() for _, v in lx.rewrite.get("verbs", ())))]
+                                         *(v.lower() for _, v in lx.rewrite.get("verbs", ())))
+             if lx is own or _english_reads_on(core, w)]
     ends = [w for lx in lexes for w in lx.phrases.get("action_end", ())]
     if lexes[0].unspaced:
         return any(core.startswith(w) for w in opens) or any(core.endswith(w) for w in ends)
     return any(re.match(rf"{re.escape(w)}(?![\w-])", core) for w in opens) or \
         (len(core.split()) >= 2 and any(core.endswith(" " + w) for w in ends))
+
+
+def _english_reads_on(core: str, verb: str) -> bool:
+    """An English verb opens a sentence of another language only when English follows it: "Shop now" is an
+    imperative, "Shop gửi bạn mã" (the shop sends you a code) is not."""
+    nxt = re.match(rf"{re.escape(verb)}\s+(\S+)", core)
+    return nxt is None or nxt.group(1).isascii()
 
 
 def last_sentence(text: str) -> str:
