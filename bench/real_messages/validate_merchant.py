@@ -1,4 +1,4 @@
-"""Validate bench/real_messages/merchant_{dev,holdout,fresh}.jsonl (stdlib only).
+"""Validate bench/real_messages/merchant_{dev,holdout,fresh,fresh2}.jsonl (stdlib only).
 
 Usage: python bench/real_messages/validate_merchant.py [file.jsonl ...]
 """
@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT = [HERE / "merchant_dev.jsonl", HERE / "merchant_holdout.jsonl", HERE / "merchant_fresh.jsonl"]
+DEFAULT = [HERE / f"merchant_{s}.jsonl" for s in ("dev", "holdout", "fresh", "fresh2")]
 SEGMENTS = {"potential_new_customers", "new_followers", "new_buyers", "lapsing_buyers",
             "abandoned_cart_buyers", "unpaid_order_buyers", "post_purchase", "price_drop",
             "active_old_followers", "frequent_buyers", "repeat_buyers"}
@@ -31,7 +31,7 @@ def check(rec, where):
             bad(f"missing {k}")
     if errs:
         return errs
-    m = re.fullmatch(r"mt-([a-z]{2})-f?(\d{2})", rec["id"])
+    m = re.fullmatch(r"mt-([a-z]{2})-[fg]?(\d{2})", rec["id"])
     ex = rec["expect"]
     if not m: bad("bad id")
     elif m.group(1) != ex.get("language"): bad("id language != expect.language")
@@ -43,7 +43,7 @@ def check(rec, where):
         if k in rec and not (isinstance(rec[k], (int, float)) and rec[k] >= 0):
             bad(f"{k} not a number")
     send = date.fromisoformat(rec["send_date"])
-    if send.year != 2025: bad("send_date not 2025")
+    if send.year not in (2025, 2026): bad("send_date not in 2025 or 2026")
     if "expires_at" in rec:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T23:59:59", rec["expires_at"]): bad("expires_at format")
         elif date.fromisoformat(rec["expires_at"][:10]) < send: bad("voucher expires before send_date")
