@@ -212,8 +212,10 @@ def judge_request(item: dict[str, Any], order: list[tuple[str, str]], custom_id:
     from crmagent_dagster.llm.replies import BlindJudgment
     from crmagent_dagster.segments import SEGMENT_BY_KEY
 
-    facts = OfferFacts.from_row(input_line(item), date.fromisoformat(item["send_date"]))
-    kind = item["expect"].get("kind", facts.kind.kind).replace("_", " ")  # the hand label, not our classifier's
+    # the hand-labelled language and kind, not our detector's or classifier's: the judge must not inherit their errors
+    row = {**input_line(item), **({"language": item["expect"]["language"]} if item["expect"].get("language") else {})}
+    facts = OfferFacts.from_row(row, date.fromisoformat(item["send_date"]))
+    kind = item["expect"].get("kind", facts.kind.kind).replace("_", " ")
     context = [f"What the message is: a {kind}" if line.startswith("What the message is") else line
                for line in facts.context_lines() if not line.startswith("Terms the message states")]
     blocks = "\n\n".join(f"V{i}:\n" + fence((f"Title: {t}\n" if t else "") + f"Body: {b}")

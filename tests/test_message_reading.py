@@ -65,6 +65,13 @@ def test_the_kind_of_a_message_is_read_with_its_evidence(body, kind):
     # a shipping note with a voucher for next time stays a confirmation
     ("Pesananmu dalam perjalanan 🚚", "Terima kasih sudah belanja di Rajut Ibu! Pesananmu sudah dikirim hari ini. "
      "Ada kejutan diskon untuk belanja berikutnya ya!", "transactional"),
+    ("Your sofa order is on hold", "Hi! Your order from Kayu Home is still waiting for payment. Pay by 12 May and "
+     "we'll ship it the next day. Your RM5 voucher is already applied. Tap My Purchases > To Pay.", "reminder_bill"),
+    # "handed to the courier, track it": a shipping note in Malay slang and in Indonesian
+    ("Parcel dah pos 📦", "Hai! Parcel you kami dah serahkan kat kurier, boleh track kat app. Ada voucher RM5 untuk "
+     "order seterusnya, kod KAYU5.", "transactional"),
+    ("Paket sudah jalan 📦", "Paketmu sudah diserahkan ke kurir pagi ini, cek resi di aplikasi ya. Ada voucher Rp10rb "
+     "buat belanja berikutnya, kode KAYU10.", "transactional"),
     # a sale that says "reminder" is still an offer
     ("Reminder: 30% off ends tonight", "Last call! 30% off all bags at Tas Kita with code LAST30 until midnight. "
      "Shop now!", "promotional_offer"),
@@ -224,6 +231,9 @@ def test_indonesian_is_not_malay_and_taglish_stays_taglish():
     indo = "Pelanggan Yth, nikmati bonus kuota 2GB. Aktifkan paket Anda sekarang dengan tekan *363#."
     assert language.detect(indo) == "id"
     assert language.detect("Anda telah layak. Sila hubungi kami untuk maklumat lanjut tentang baucar percuma.") == "ms"
+    # slangy Malay that lingua takes for Tagalog, with not one Tagalog word in it
+    assert language.detect("Weh korang!! Dah follow Kedai Comel kan, so skrg claim la RM5 off guna COMEL5, "
+                           "stok tgh laju gila je. Gas la geng!!") == "ms"
     taglish = "Hi! Your GCash balance is low. Mag-cash in na para tuloy-tuloy ang bayad mo."
     assert language.detect(taglish) == "tl" and "Taglish" in facts(taglish).language_instruction
     f = facts(indo, "lapsing_buyers")

@@ -87,6 +87,12 @@ def detect(text: str) -> str:
         return "vi"
     tagalog = len(_found("tl", words, text))
     tl = conf.get("tl", 0)
+    ringgit, rupiah = bool(re.search(r"\bRM\s?\d", text)), bool(re.search(r"\bRp\.?\s?\d", text))
+    if top == "tl" and not tagalog and (ringgit or rupiah or _found("ms", words, text) or _found("id", words, text)):
+        # slangy Malay ("Korang dah follow ... RM8 off") can look Tagalog to lingua, but without one Tagalog
+        # function word it is not: the money or the words only Malay or Indonesian use decide
+        ms, id_ = len(_found("ms", words, text)), len(_found("id", words, text))
+        return "ms" if ringgit > rupiah or (ringgit == rupiah and ms >= id_) else "id"
     # Taglish: English carries the copy, Tagalog function words give it away.
     if top == "en" and (tagalog >= 3 or (tagalog >= 2 and tl >= 0.1) or (tagalog >= 1 and tl >= 0.3)):
         return "tl"
@@ -94,7 +100,6 @@ def detect(text: str) -> str:
         return "tl"
     if top in SIMILAR:
         # The money settles it: ringgit is Malaysian copy, rupiah Indonesian. Else words only one of them uses.
-        ringgit, rupiah = bool(re.search(r"\bRM\s?\d", text)), bool(re.search(r"\bRp\.?\s?\d", text))
         if ringgit != rupiah:
             return "ms" if ringgit else "id"
         ms, id_ = len(_found("ms", words, text)), len(_found("id", words, text))
