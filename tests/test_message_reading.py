@@ -44,6 +44,11 @@ def facts(body: str, segment: str = "active_old_followers", *, title: str = "", 
     ("Nikmati Paket Internet 1GB hanya Rp59rb berlaku s.d. 22 Mei. Ketik YA ke 919 sekarang. Info hub:188",
      "promotional_offer"),
     ("Get 20% off all shoes until 30 Jun. Shop now!", "promotional_offer"),
+    # "off" without an amount is a switch, not a discount
+    ("The technical issue is now resolved. Please turn your router OFF then ON to refresh your connection.",
+     "service_advisory"),
+    ("Never click on links from unknown senders: they can steal your bank info.", "security_warning"),
+    ("Thanks for cashing in! You just received P5 cashback for your transfer fee.", "transactional"),
 ])
 def test_the_kind_of_a_message_is_read_with_its_evidence(body, kind):
     f = facts(body)
@@ -443,3 +448,12 @@ def test_a_thai_weak_close_goes_as_its_own_run_of_words():
               currency="THB", expires_at="2025-05-31T23:59:59")
     r = rewrite(f, None, EditGoal(error_type="weak_call_to_action"))
     assert "ตามสะดวก" not in r.body and "TEA50 ถึง 31 พ.ค." in r.body and "shopee.co.th/teahouse" in r.body, r.body
+
+
+def test_a_kind_read_only_for_want_of_a_cue_is_put_to_a_model_as_unclear():
+    guessed = facts("SMART welcomes travellers home. We hope the trip was a good one.")
+    assert guessed.kind.guessed
+    line = next(x for x in guessed.context_lines() if x.startswith("What the message is"))
+    assert "not clear" in line and "keeps its purpose" in line, line
+    offer = facts("Get 20% off all shoes until 30 Jun. Shop now!")
+    assert "a promotional offer" in next(x for x in offer.context_lines() if x.startswith("What the message is"))

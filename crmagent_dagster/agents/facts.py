@@ -172,6 +172,12 @@ class OfferFacts:
         return list(dict.fromkeys(f"{t.text} ({t.kind}{', ' + ROLE_WORDS[t.role] if t.role in ROLE_WORDS else ''})"
                                   for t in self.reading.kept_terms))
 
+    def _what_it_is(self) -> str:
+        if self.kind.guessed:  # a model can read what our cue lists could not; it must not take our guess as fact
+            return ("not clear: nothing in it reads as an offer, a reminder, a confirmation, an advisory or a warning. "
+                    "If it is not marketing copy, it has none of the error types and keeps its purpose and wording")
+        return f"a {self.kind.label}"
+
     def context_lines(self) -> list[str]:
         """What every prompt about this message says of it: channel, language, send date, kind, facts, terms."""
         channel = {"sms": "SMS: one body and no title", "push": "push notification: a title and a body",
@@ -180,7 +186,7 @@ class OfferFacts:
         kept = self.must_keep()
         return [f"Channel: {channel}", f"Language: {self.language_instruction}",
                 f"Send date: {self.as_of.isoformat() if self.as_of else 'not given'}",
-                f"What the message is: a {self.kind.label}", *self.facts_lines(),
+                f"What the message is: {self._what_it_is()}", *self.facts_lines(),
                 "Terms the message states: " + ("; ".join(kept) if kept else "none")]
 
 
