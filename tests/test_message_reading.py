@@ -457,3 +457,19 @@ def test_a_kind_read_only_for_want_of_a_cue_is_put_to_a_model_as_unclear():
     assert "not clear" in line and "keeps its purpose" in line, line
     offer = facts("Get 20% off all shoes until 30 Jun. Shop now!")
     assert "a promotional offer" in next(x for x in offer.context_lines() if x.startswith("What the message is"))
+
+
+def test_an_invitation_to_a_day_that_has_passed_is_left_for_a_person(tmp_path):
+    from crmagent_dagster.adhoc import rewrite_file
+    from crmagent_dagster.llm import LLMResource
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [{"segment": "active_old_followers", "channel": "sms", "send_date": "2025-08-28", "title": "",
+              "body": "Dance all night at Kopi Club's Summer Party! See you on Friday, Aug 22, 8pm at Kopi Club Cebu."},
+             {"segment": "active_old_followers", "channel": "email", "send_date": "2025-07-07", "title": "Your perk",
+              "body": "You are entitled to 12% off with code PERK12. This entitlement shall lapse on 30 June 2025."}]
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    rewrite_file(src, out, LLMResource())
+    party, perk = (json.loads(x) for x in out.read_text(encoding="utf-8").splitlines())
+    assert party["status"] == "unchanged" and "'Aug 22'" in party["error"] and party["needs"], party
+    # a voucher that lapsed is a deadline, not a day to attend: it is still rewritten
+    assert perk["status"] == "ok" and "30 June 2025" not in perk["delivered"]["body"], perk

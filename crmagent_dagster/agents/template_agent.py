@@ -191,6 +191,12 @@ def needs_rewrite(audit: dict[str, Any], facts: OfferFacts) -> bool:
                                      or bool({"personal_data", "stale_offer"} & set(audit["flags"])))
 
 
+def passed_events(facts: OfferFacts) -> list[str]:
+    """The event or sale days the message invites to that have passed by the send date ("See you on Friday, Aug 25"
+    sent on Aug 28). Dropping them leaves an invitation to nothing, and a new one is a fact only a person has."""
+    return [t.text for t in facts.reading.stale if t.role == "event"]
+
+
 def no_error_reason(audit: dict[str, Any], facts: OfferFacts) -> str:
     if facts.kind.marketing:
         return ("no error: the audit found no Appendix D error and no personal data or passed date, so the original "
@@ -234,6 +240,11 @@ def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], inputs: RewriteInputs
             w.status, w.error = "waiting", f"waiting for the audit of the original: {audit['error']}"
         elif audit["status"] != "ok":  # the request would lack the audit: fail this item, a re-run retries it
             w.status, w.error = "failed", f"the audit of the original failed: {audit['error']}"
+        elif events := passed_events(facts):
+            w.status, w.backend, w.model = "unchanged", RULES, RULE_MODEL
+            w.error = (f"unchanged: the day it invites to ({', '.join(repr(e) for e in events)}) has passed by the send "
+                       "date; no rewrite can give the new one, and without it the message misleads")
+            w.needs = [f"a new date in place of {', '.join(repr(e) for e in events)}, or not sending it"]
         elif not rewrite_all and not needs_rewrite(audit, facts):
             w.status, w.error, w.backend, w.model = "unchanged", no_error_reason(audit, facts), RULES, RULE_MODEL
             w.needs = [audit["flag_details"]] if audit["flag_details"] else []
