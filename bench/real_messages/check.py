@@ -1,4 +1,4 @@
-"""Validate sms_dev.jsonl, sms_holdout.jsonl, sms_fresh.jsonl and sms_fresh2.jsonl, or the files named on the
+"""Validate sms_dev.jsonl, sms_holdout.jsonl, sms_fresh.jsonl, sms_fresh2.jsonl and sms_fresh3.jsonl, or the files named on the
 command line (stdlib only). Exit 1 on any problem."""
 import json, sys, os, datetime, collections
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -10,7 +10,7 @@ TOP = ['id','segment','channel','title','body','send_date','source','expect']
 SRC = ['dataset','url','path','licence','row']
 EXP = ['language','kind','terms','valid_deadlines','stale','part_markers','personal','has_error','note']
 errs = []; ids = {}; bodies = {}
-for fn in sys.argv[1:] or ('sms_dev.jsonl', 'sms_holdout.jsonl', 'sms_fresh.jsonl', 'sms_fresh2.jsonl'):
+for fn in sys.argv[1:] or ('sms_dev.jsonl', 'sms_holdout.jsonl', 'sms_fresh.jsonl', 'sms_fresh2.jsonl', 'sms_fresh3.jsonl'):
     for n, line in enumerate(open(os.path.join(HERE, fn), encoding='utf-8'), 1):
         where = f'{fn}:{n}'
         try:
