@@ -1,4 +1,4 @@
-"""Validate bench/real_messages/merchant_{dev,holdout,fresh,fresh2}.jsonl (stdlib only).
+"""Validate bench/real_messages/merchant_{dev,holdout,fresh,fresh2,fresh3}.jsonl (stdlib only).
 
 Usage: python bench/real_messages/validate_merchant.py [file.jsonl ...]
 """
@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT = [HERE / f"merchant_{s}.jsonl" for s in ("dev", "holdout", "fresh", "fresh2")]
+DEFAULT = [HERE / f"merchant_{s}.jsonl" for s in ("dev", "holdout", "fresh", "fresh2", "fresh3")]
 SEGMENTS = {"potential_new_customers", "new_followers", "new_buyers", "lapsing_buyers",
             "abandoned_cart_buyers", "unpaid_order_buyers", "post_purchase", "price_drop",
             "active_old_followers", "frequent_buyers", "repeat_buyers"}
@@ -31,7 +31,7 @@ def check(rec, where):
             bad(f"missing {k}")
     if errs:
         return errs
-    m = re.fullmatch(r"mt-([a-z]{2})-[fg]?(\d{2})", rec["id"])
+    m = re.fullmatch(r"mt-([a-z]{2})-[a-z]?(\d{2})", rec["id"])
     ex = rec["expect"]
     if not m: bad("bad id")
     elif m.group(1) != ex.get("language"): bad("id language != expect.language")
