@@ -473,3 +473,14 @@ def test_an_invitation_to_a_day_that_has_passed_is_left_for_a_person(tmp_path):
     assert party["status"] == "unchanged" and "'Aug 22'" in party["error"] and party["needs"], party
     # a voucher that lapsed is a deadline, not a day to attend: it is still rewritten
     assert perk["status"] == "ok" and "30 June 2025" not in perk["delivered"]["body"], perk
+
+
+def test_a_stated_offer_goes_before_an_e_mail_sign_off():
+    body = ("Hi there,\n\nThe greenhouse is full again: pothos, calatheas and ferns.\n\nWe've set aside a little "
+            "treat for you, valid until 30 May.\n\nHappy planting,\nLin & the Fern Corner team")
+    f = facts(body, "lapsing_buyers", channel="email", title="New plants in", language="en",
+              voucher_type="percentage_off", discount_value=15, max_discount=20, currency="MYR",
+              expires_at="2025-05-30T23:59:59")
+    r = rewrite(f, None, EditGoal(error_type="vague_incentive"))
+    assert r.body.endswith("\n\nHappy planting,\nLin & the Fern Corner team"), r.body
+    assert "15% off" in r.body, r.body

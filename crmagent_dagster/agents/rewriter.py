@@ -691,7 +691,8 @@ def _state_incentive(d: _Draft, lex: Lexicon, *, in_title: bool, required: bool)
         m = vague.search(body)
         if m:
             return title, body[:m.start()] + long + body[m.end():]
-        return title, _append_sentence(body, lex.incentive_sentence.format(incentive=long), before_footer=True)
+        main, signoff = _before_signoff(body)  # "Happy planting,\nMei & the team" stays last
+        return title, _append_sentence(main, lex.incentive_sentence.format(incentive=long), before_footer=True) + signoff
 
     d.edit("stated the concrete incentive instead of a vague one", body_edit, required=required)
     if in_title and d.title.strip() and not terms.states_value(d.title):
@@ -878,7 +879,8 @@ def _before_signoff(body: str) -> tuple[str, str]:
     """(message, sign-off): an e-mail's or chat's closing lines ("Love,\nTinyToes PH", "Salam mesra,\nRumah Wangi")
     after its last blank line, when they are short and state nothing."""
     m = re.search(r"\n\s*\n(?P<tail>(?:[^\n]{1,40}\n?){1,3})\s*$", body)
-    if not m or re.search(r"\d|https?://|www\.", m.group("tail")) or len(_words(m.group("tail"))) > 6:
+    closing = m and re.match(r"[^\n,]{1,25},[ \t]*\n", m.group("tail"))  # "Happy planting,\n<sender>"
+    if not m or re.search(r"\d|https?://|www\.", m.group("tail")) or len(_words(m.group("tail"))) > (10 if closing else 6):
         return body, ""
     return body[:m.start()], body[m.start():]
 
