@@ -484,3 +484,11 @@ def test_a_stated_offer_goes_before_an_e_mail_sign_off():
     r = rewrite(f, None, EditGoal(error_type="vague_incentive"))
     assert r.body.endswith("\n\nHappy planting,\nLin & the Fern Corner team"), r.body
     assert "15% off" in r.body, r.body
+
+
+def test_an_honorific_is_neither_a_name_to_keep_nor_a_readers_name():
+    f = facts("Hi Kuya Rodel! May 15% off ka sa Kalamansi Toner, code KALA15, hanggang Hunyo 30.", "frequent_buyers",
+              channel="push", title="Para sa iyo", language="tl")
+    assert [p.text for p in f.reading.personal] == ["Rodel"]
+    assert not any(k.startswith("Kuya") for k in f.must_keep()), f.must_keep()
+    assert not facts("Hi Kuya! May 15% off ka, code KALA15.", "frequent_buyers", language="tl").reading.personal

@@ -109,6 +109,9 @@ _THAI_MONTH_NUMBER = {name: i for i, names in enumerate([
 
 # --- personal data -------------------------------------------------------------------------------
 _HONORIFIC = r"(?:Bapak|Ibu|Pak|Bu|Kak|Ka|Mr\.?|Ms\.?|Mrs\.?|Mdm\.?|Encik|Cik|Puan|Tuan|Sis|Bro|Kuya|Ate|Tita|Tito|anh|chị|em|Anh|Chị|Em)"
+# A title before a name ("Kuya", "Pak", "Puan", "Chị"): neither a name a rewrite must keep nor a reader's name
+HONORIFICS = frozenset({"bapak", "ibu", "pak", "bu", "kak", "ka", "mr", "ms", "mrs", "mdm", "encik", "cik", "puan",
+                        "tuan", "sis", "bro", "kuya", "ate", "tita", "tito", "anh", "chị", "em"})
 _GREETING = re.compile(r"(?:^|(?<=[.!?:;,(\n]\s)|(?<=[.!?:;,(\n]))(?:Dạ\s+)?(?:(?:Hi|Hello|Hey|Dear|Hai|Halo|Helo|Hallo|Yth\.?|"
                        r"Welcome(?:\s+\w+){0,3}?,|Salamat(?:\s+\w+){0,3}?,|Yang\s+Dihormati|[Cc]hào|[Xx]in\s+chào)\s+"
                        rf"(?:{_HONORIFIC}\s+)?|{_HONORIFIC}\s+)(?P<name>[^\W\d_]+(?:\s[^\W\d_]+){{0,2}})(?=[\s,!.:;?)]|$)")
@@ -121,7 +124,7 @@ _MASKED = re.compile(r"(?:[*•xX]{3,}|(?i:virtual\s+account|VA)\s+)(?P<digits>\
 NOT_NAMES = frozenset({"there", "everyone", "all", "shopper", "shoppers", "customer", "customers", "valued", "friend",
                        "friends", "guys", "beautiful", "po", "kaibigan", "bestie", "dear", "team", "member", "members",
                        "sis", "bro", "kak", "semua", "pelanggan", "anda", "kamu", "bạn", "khách", "fam", "mga",
-                       "suki", "besh", "lovely", "again", "welcome", "new", "you"})
+                       "suki", "besh", "lovely", "again", "welcome", "new", "you"}) | HONORIFICS
 _ACCOUNT = re.compile(r"(?i:account|acct|card|a/c|akaun|kad|rekening|kartu|tài khoản|thẻ|บัญชี|บัตร|policy|polisi)"
                       r"[^.\n\d]{0,30}?(?i:ending(?:\sin)?|ends?\swith|berakhir(?:an)?|berakhiran|no\.?|number|nombor|"
                       r"nomor|số|ลงท้าย(?:ด้วย)?|xxxx|\*{2,}|•{2,}|x{2,})(?:\s+(?:dengan|with|in|sa|ng))?\s*[:#]?\s*"
@@ -887,7 +890,7 @@ def is_common(word: str) -> bool:
 
 def _is_common(word: str) -> bool:
     w = word.lower().strip(".'’")
-    return w in COMMON_WORDS or w in COPY_WORDS
+    return w in COMMON_WORDS or w in COPY_WORDS or w in HONORIFICS
 
 
 def _distinctive(word: str, shouting: bool = False) -> bool:
