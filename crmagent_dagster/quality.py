@@ -53,16 +53,20 @@ class Tally:
                 "changed_where_error_pct": pct(self.changed, self.needs_change)}
 
 
+def load_file(path: Path) -> list[dict[str, Any]]:
+    """The labelled messages of one JSONL file, each with `_source` (file:line)."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            item = json.loads(line)
+            item["_source"] = f"{path.name}:{n}"
+            out.append(item)
+    return out
+
+
 def load_set(folder: Path = REAL_STYLE_DIR) -> list[dict[str, Any]]:
     """Every labelled message of a folder of JSONL files, with its `id` and `expect`."""
-    out = []
-    for path in sorted(folder.glob("*.jsonl")):
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                item = json.loads(line)
-                item["_source"] = f"{path.name}:{n}"
-                out.append(item)
-    return out
+    return [item for path in sorted(folder.glob("*.jsonl")) for item in load_file(path)]
 
 
 def input_line(item: dict[str, Any]) -> dict[str, Any]:
@@ -152,16 +156,6 @@ RECORDINGS = BENCH_DIR / "quality"
 FILES_MODEL = "strong-model"  # the model name files-mode requests carry; whoever answers them is recorded apart
 FILES_URL = "http://files-mode.invalid/v1"  # never called: files mode only writes requests down
 WRITERS = ("offline", "llm")
-
-
-def load_file(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            item = json.loads(line)
-            item["_source"] = f"{path.name}:{n}"
-            out.append(item)
-    return out
 
 
 def request_key(body: dict[str, Any]) -> str:

@@ -108,10 +108,11 @@ _THAI_MONTH_NUMBER = {name: i for i, names in enumerate([
     ("พ.ย.", "พฤศจิกายน"), ("ธ.ค.", "ธันวาคม")], 1) for name in names}
 
 # --- personal data -------------------------------------------------------------------------------
-_HONORIFIC = r"(?:Bapak|Ibu|Pak|Bu|Kak|Ka|Mr\.?|Ms\.?|Mrs\.?|Mdm\.?|Encik|Cik|Puan|Tuan|Sis|Bro|Kuya|Ate|Tita|Tito|anh|chị|em|Anh|Chị|Em)"
 # A title before a name ("Kuya", "Pak", "Puan", "Chị"): neither a name a rewrite must keep nor a reader's name
-HONORIFICS = frozenset({"bapak", "ibu", "pak", "bu", "kak", "ka", "mr", "ms", "mrs", "mdm", "encik", "cik", "puan",
-                        "tuan", "sis", "bro", "kuya", "ate", "tita", "tito", "anh", "chị", "em"})
+_HONORIFIC_WORDS = ("Bapak", "Ibu", "Pak", "Bu", "Kak", "Ka", "Mr", "Ms", "Mrs", "Mdm", "Encik", "Cik", "Puan", "Tuan",
+                    "Sis", "Bro", "Kuya", "Ate", "Tita", "Tito", "anh", "chị", "em", "Anh", "Chị", "Em")
+_HONORIFIC = "(?:" + "|".join(w + (r"\.?" if w in ("Mr", "Ms", "Mrs", "Mdm") else "") for w in _HONORIFIC_WORDS) + ")"
+HONORIFICS = frozenset(w.lower() for w in _HONORIFIC_WORDS)
 _GREETING = re.compile(r"(?:^|(?<=[.!?:;,(\n]\s)|(?<=[.!?:;,(\n]))(?:Dạ\s+)?(?:(?:Hi|Hello|Hey|Dear|Hai|Halo|Helo|Hallo|Yth\.?|"
                        r"Welcome(?:\s+\w+){0,3}?,|Salamat(?:\s+\w+){0,3}?,|Yang\s+Dihormati|[Cc]hào|[Xx]in\s+chào)\s+"
                        rf"(?:{_HONORIFIC}\s+)?|{_HONORIFIC}\s+)(?P<name>[^\W\d_]+(?:\s[^\W\d_]+){{0,2}})(?=[\s,!.:;?)]|$)")
