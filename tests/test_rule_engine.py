@@ -17,7 +17,7 @@ from crmagent_dagster.agents.content import diagnose, problem_reason
 from crmagent_dagster.agents.facts import OfferFacts
 from crmagent_dagster.agents.guardrails import check_rewrite, feedback, passed
 from crmagent_dagster.agents.judge import prefer, score
-from crmagent_dagster.agents.rewriter import EditGoal, Style, rewrite
+from crmagent_dagster.agents.rewriter import EditGoal, Style, notice_edits, rewrite
 from crmagent_dagster.agents.text_features import features
 from crmagent_dagster.segments import SEGMENT_KEYS
 from crmagent_dagster.synthetic.catalog import DEFECTS
@@ -117,9 +117,15 @@ def test_edits_of_composed_templates_fix_the_audited_error_or_say_why_not(seed):
             unchanged += 1
             assert r.unable, (facts.title, facts.body)  # never silently unchanged
             continue
-        # a change either removes the error or, with a voucher to state, leaves at most a lesser one
+        # a change either removes the error or, with a voucher to state, leaves at most a lesser one; where the
+        # error has no sure fix, the voucher stated is the only change and `unable` names what stands
         after = audit_message(facts, r.title, r.body).error_type
-        assert after != found, (facts.title, facts.body, r.title, r.body, found)
+        if after == found:
+            assert set(r.changes) <= {"stated the concrete incentive instead of a vague one",
+                                      "put the incentive in the title"}, (facts.body, r.body, r.changes)
+            assert any(found.replace("_", " ") in u or "wrong relationship" in u for u in r.unable), r.unable
+            unchanged += 1
+            continue
         fixed += after == "none"
     assert fixed >= 0.75 * total and unchanged <= 0.25 * total, (fixed, unchanged, total)
 
@@ -183,3 +189,58 @@ def test_content_agent_writes_its_diagnosis_from_the_numbers():
     assert any("vague incentive" in p for p in d.failure_patterns)
     reason = problem_reason("price_drop", weak[0][0], weak[0][1], d)
     assert "never says what it is" in reason and "does not state a concrete incentive" in reason
+
+
+# --- sure fixes found on the third fresh merchant set (tested here on messages worded differently) ---------------
+def _facts(segment: str, title: str, body: str, **kw) -> OfferFacts:
+    return OfferFacts(segment=segment, title=title, body=body, as_of=date(2026, 5, 2), **kw)
+
+
+@pytest.mark.parametrize("body, greeting", [
+    ("Assalamualaikum Encik Faizal 😊 Pesanan kasut anda masih belum dibayar. Sila bayar sebelum 9/5.", "Assalamualaikum 😊"),
+    ("สวัสดีครับคุณธนพล 🙏 คำสั่งซื้อรองเท้ายังรอชำระเงินอยู่ครับ ชำระได้ถึง 9 พ.ค.", "สวัสดีครับ 🙏"),
+])
+def test_a_reminder_keeps_its_greeting_and_wording_but_not_one_customers_name(body, greeting):
+    facts = _facts("unpaid_order_buyers", "Pesanan belum dibayar", body, channel="im")
+    assert not facts.kind.marketing and facts.reading.personal
+    edit = notice_edits(facts)
+    assert edit is not None and edit.body.startswith(greeting), edit
+    assert edit.body[len(greeting):] == body[body.index(greeting[-1]) + 1:]  # the rest, word for word
+
+
+def test_a_reminder_loses_a_dont_bother_close_and_gets_no_sales_line():
+    body = ("Hello! Your order of 2 glass jars is waiting for payment; free shipping stays on it until 9 May. "
+            "Entirely up to you, no big deal if not.")
+    facts = _facts("unpaid_order_buyers", "Payment pending", body)
+    edit = notice_edits(facts)
+    assert edit is not None
+    assert edit.body == "Hello! Your order of 2 glass jars is waiting for payment; free shipping stays on it until 9 May."
+
+
+def test_a_first_purchase_thank_you_fits_new_buyers_but_not_repeat_buyers():
+    title, body = "Thanks!", "Thank you for shopping with Kettle & Co for the first time. Use KETTLE5 by 30 May: kettle.co/shop"
+    assert audit_message(_facts("new_buyers", title, body)).error_type != "audience_assumption_error"
+    assert audit_message(_facts("repeat_buyers", title, body)).error_type == "audience_assumption_error"
+
+
+def test_a_vague_promise_beside_a_price_is_vague_and_gets_the_voucher_with_its_code_after_it():
+    voucher = VoucherFacts("percentage_off", 5, 300, None, "PHP", date(2026, 5, 31))
+    body = ("Ang blender na tinitingnan mo, ₱1,899 na lang! May munting regalo pa kami sa checkout. "
+            "Hanggang May 31 lang. shopee.ph/kusinaplus")
+    facts = _facts("price_drop", "Bumaba na ang presyo!", body, language="tl", currency="PHP", voucher=voucher,
+                   voucher_code="KUSINA5")
+    assert audit_message(facts).error_type == "vague_incentive"
+    r = rewrite(facts, None, EditGoal(error_type="vague_incentive"))
+    assert "May munting regalo pa kami sa checkout. Makakuha ng 5% off" in r.body and "KUSINA5" in r.body
+    assert "₱1,899" in r.body and r.body.endswith("shopee.ph/kusinaplus")
+
+
+def test_a_weak_close_before_a_closing_link_gives_way_to_a_call_to_action_with_the_code():
+    voucher = VoucherFacts("fixed_amount_off", 10, 80, None, "MYR", date(2026, 5, 20))
+    body = ("Kopi tenggek kegemaran ramai kini ada RM10 off min. RM80, kod KOPI10, sampai 20/5. "
+            "Tak wajib beli pun, kalau teringat je 😊 shopee.com.my/kopitiamku")
+    facts = _facts("active_old_followers", "Untuk peminat setia", body, language="ms", currency="MYR",
+                   voucher=voucher, voucher_code="KOPI10")
+    r = rewrite(facts, None, EditGoal(error_type=audit_message(facts).error_type))
+    assert "teringat" not in r.body and r.body.endswith("shopee.com.my/kopitiamku")
+    assert re.search(r"Guna kod KOPI10 sekarang[^.!]*! shopee\.com\.my/kopitiamku$", r.body), r.body

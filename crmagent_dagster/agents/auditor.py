@@ -17,12 +17,14 @@ offer (a deadline before the send date).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
 from crmagent_dagster.agents.text_features import (
     BOUGHT_OFTEN,
     HAVE_BOUGHT,
+    KNOW_THE_SHOP,
     PURCHASE_PENDING,
     UNFAMILIAR,
     TextFeatures,
@@ -32,6 +34,7 @@ from crmagent_dagster.agents.text_features import (
 )
 from crmagent_dagster.agents.facts import OfferFacts
 from crmagent_dagster.agents.terms import Reading
+from crmagent_dagster.lexicon import lexicon
 from crmagent_dagster.segments import SEGMENT_BY_KEY
 
 PERSONAL_LABELS = {"person_name": "a person's name", "account_number": "an account or card number",
@@ -69,7 +72,10 @@ def audit_message(facts: OfferFacts, title: str | None = None, body: str | None 
                                    "to action. Its purpose is kept; it is checked for personal data, passed dates and "
                                    f"clarity only. Read as such from {'; '.join(facts.kind.evidence)}.", flags, details)
     acts = has_action(reading) or exhorts(last_sentence(body), facts.lang)
-    result = audit(facts.segment, title, body, facts.lang, facts.voucher is not None, acts=acts)
+    stated = facts.stated_offer if (title, body) == (facts.title, facts.body) else facts.benefits(reading)
+    # "plus an extra surprise at checkout" beside a price: the voucher's value is what the promise hides
+    vague = facts.voucher is not None and not stated and promises_vaguely(f"{title}\n{body}", facts.lang)
+    result = audit_features(facts.segment, features(title, body, facts.lang), facts.voucher is not None, acts, vague)
     return AuditResult(result.error_type, result.feedback, flags, details)
 
 
@@ -95,8 +101,18 @@ def flag(reading: Reading) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(flags), tuple(details)
 
 
-def audit_features(segment: str, f: TextFeatures, has_voucher: bool, acts: bool = False) -> AuditResult:
-    """`acts`: the text asks for an action the phrase lists may not know ("Dial *143#", "Ketik YA ke 919")."""
+def promises_vaguely(text: str, lang: str) -> bool:
+    """A vague promise ("a little something", "pasabog", "ưu đãi đặc biệt") from the language's table."""
+    words = (*lexicon(lang).rewrite.get("vague", ()), *lexicon(lang).rewrite.get("vague_hint", ()))
+    if lexicon(lang).unspaced:
+        return any(w.lower() in text.lower() for w in words)
+    return any(re.search(rf"(?<![\w-]){re.escape(w)}(?:-\w+)?(?![\w-])", text, re.I) for w in words)
+
+
+def audit_features(segment: str, f: TextFeatures, has_voucher: bool, acts: bool = False,
+                   vague_promise: bool = False) -> AuditResult:
+    """`acts`: the text asks for an action the phrase lists may not know ("Dial *143#", "Ketik YA ke 919").
+    `vague_promise`: a vague promise where the voucher's value is not stated, though a price may be."""
     label = SEGMENT_BY_KEY[segment].label
     if segment in UNFAMILIAR and f.prior_relationship:
         return AuditResult("audience_assumption_error",
@@ -105,7 +121,7 @@ def audit_features(segment: str, f: TextFeatures, has_voucher: bool, acts: bool 
     if segment == "potential_new_customers" and f.following:
         return AuditResult("audience_assumption_error",
                            f"Thanks {label} for following, but they do not follow the shop; welcome them instead.")
-    if segment not in UNFAMILIAR and f.treats_as_new:
+    if segment in KNOW_THE_SHOP and f.treats_as_new:
         return AuditResult("audience_assumption_error",
                            f"Treats {label} as strangers although they already know the shop; acknowledge them.")
     if segment in PURCHASE_PENDING and f.purchase_done:
@@ -121,7 +137,7 @@ def audit_features(segment: str, f: TextFeatures, has_voucher: bool, acts: bool 
         style = "overly casual" if (f.casual or f.shouting) else "stiff and formal"
         return AuditResult("misaligned_tone",
                            f"The tone is {style} for {label}; write friendly, direct copy that matches their familiarity.")
-    if (f.mentions_promo or has_voucher) and not f.concrete_value:
+    if ((f.mentions_promo or has_voucher) and not f.concrete_value) or vague_promise:
         what = "mentions a promotion" if f.mentions_promo else "has a voucher"
         return AuditResult("vague_incentive",
                            f"The message {what} but never says what it is; state the discount, minimum spend or "

@@ -71,7 +71,12 @@ class OfferFacts:
     @cached_property
     def stated_offer(self) -> tuple[terms.Term, ...]:
         """The benefits the text itself states: a discount, cashback, free shipping ("Disc.30%", "RM5 off")."""
-        return tuple(t for t in self.reading.kept_terms
+        return self.benefits(self.reading)
+
+    @staticmethod
+    def benefits(reading: terms.Reading) -> tuple[terms.Term, ...]:
+        """The benefits a reading of a text states (a price, a minimum spend or a cap is none)."""
+        return tuple(t for t in reading.kept_terms
                      if t.kind == "offer" or (t.kind in ("percent", "amount") and t.role == "benefit"))
 
     @cached_property

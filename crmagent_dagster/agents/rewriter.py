@@ -32,6 +32,7 @@ from crmagent_dagster.agents.guardrails import limits_for, new_meanings, sms_cap
 from crmagent_dagster.agents.text_features import (
     BOUGHT_OFTEN,
     HAVE_BOUGHT,
+    KNOW_THE_SHOP,
     PURCHASE_PENDING,
     UNFAMILIAR,
     exhorts,
@@ -40,6 +41,7 @@ from crmagent_dagster.agents.text_features import (
 from crmagent_dagster.lexicon import lexicon, lexicons
 from crmagent_dagster.vocabulary import (
     EMOJI_BY_INTENT,
+    INCENTIVE_FORMATS,
     INTENT_OF_SEGMENT,
     UNSPACED,
     format_expiry,
@@ -102,6 +104,7 @@ class Lexicon:
     incentive_sentence: str  # "Get {incentive}."
     replace: dict[str, str]  # phrase (lower-case) -> replacement; unlisted wrong phrases are removed
     vague: tuple[str, ...]
+    vague_hint: tuple[str, ...]
     shorten: tuple[tuple[str, str], ...] = ()
     dangling: tuple[str, ...] = ()  # function words left hanging before punctuation after a removal
     code_word: str = "code"
@@ -118,7 +121,7 @@ def _lexicon_of(data: dict) -> Lexicon:
     return Lexicon(verbs=tuple(tuple(v) for v in data["verbs"]), default_verb=dict(data["default_verb"]),
                    cta=data["cta"], by_deadline=data["by_deadline"], by_incentive=data["by_incentive"],
                    incentive_sentence=data["incentive_sentence"], replace=dict(data.get("replace") or {}),
-                   vague=tuple(data.get("vague") or ()), shorten=tuple(tuple(x) for x in data.get("shorten") or ()),
+                   vague=tuple(data.get("vague") or ()), vague_hint=tuple(data.get("vague_hint") or ()), shorten=tuple(tuple(x) for x in data.get("shorten") or ()),
                    dangling=tuple(data.get("dangling") or ()), code_word=data.get("code_word") or "code",
                    voucher_verbs=tuple(data.get("voucher_verbs") or ()), code_verbs=tuple(data.get("code_verbs") or ()),
                    shop_verbs=tuple(data.get("shop_verbs") or ()), not_shopping=tuple(data.get("not_shopping") or ()))
@@ -136,7 +139,7 @@ _FOOTER = re.compile(r"(?i)\b(?:stop|unsub\w*|opt[- ]?out|unreg|berhenti|t&cs?|t
 _WRONG_FOR = (
     ("prior_relationship", lambda s: s in UNFAMILIAR),
     ("following", lambda s: s == "potential_new_customers"),
-    ("treats_as_new", lambda s: s not in UNFAMILIAR),
+    ("treats_as_new", lambda s: s in KNOW_THE_SHOP),
     ("purchase_done", lambda s: s in PURCHASE_PENDING),
     ("first_order", lambda s: s in HAVE_BOUGHT),
     ("first_mention", lambda s: s in BOUGHT_OFTEN),
@@ -194,20 +197,16 @@ class _Draft:
         return True
 
 
-def _fix(d: _Draft, lex: Lexicon | None, style: Style | None, goal: EditGoal, error: str, *, first: bool) -> None:
-    """One round of edits for the audited error. The first round also states the voucher the campaign's data gives
-    where the text states no value (a sure fix: the facts are the merchant's own), in the title too when the
-    segment's winners lead with it."""
+def _fix(d: _Draft, lex: Lexicon | None, error: str) -> None:
+    """One round of edits for the audited error."""
     if lex is None:
         if error == "misaligned_tone":
             _fix_tone(d, lex, required=True)
         return
     if error in ("audience_assumption_error", "irrelevant_offer"):
         _fix_relationship(d, lex)
-    states_none = not d.facts.stated_offer and not terms.states_value(d.text)
-    lead = bool(style and style.incentive_in_title) or "concrete_value" in (goal.winning_traits if first else ())
-    if error == "vague_incentive" or (first and d.facts.voucher is not None and states_none):
-        _state_incentive(d, lex, in_title=error == "vague_incentive" or lead, required=error == "vague_incentive")
+    if error == "vague_incentive":
+        _state_incentive(d, lex, in_title=True, required=True)
     if error in ("weak_call_to_action", "misaligned_tone") and d.facts.kind.guessed:
         # all-caps bills and terse notices read as "marketing" only for want of a cue: a sales close or a new
         # register on them is no sure fix
@@ -237,6 +236,8 @@ def rewrite(facts: OfferFacts, style: Style | None = None, goal: EditGoal | None
     _remove_passed_deadlines(d)
     error = goal.error_type or "none"
     if facts.kind.marketing:
+        if lex is not None and error != "vague_incentive":
+            _state_voucher(d, lex, lead=bool(style and style.incentive_in_title) or "concrete_value" in goal.winning_traits)
         fixed: set[str] = set()
         for round_ in range(3 if error != "none" else 1):
             # fixing one error can uncover the next ("first order" gone, the offer is still vague); a message whose
@@ -247,7 +248,7 @@ def rewrite(facts: OfferFacts, style: Style | None = None, goal: EditGoal | None
                     break
             fixed.add(error)
             before = (d.title, d.body, len(d.changes), len(d.needs))
-            _fix(d, lex, style, goal, error, first=round_ == 0)
+            _fix(d, lex, error)
             if error != "none" and (d.title, d.body) != before[:2] \
                     and audit_message(facts, d.title, d.body).error_type == error:
                 # edits that leave the error standing only change words: undo them
@@ -263,6 +264,22 @@ def rewrite(facts: OfferFacts, style: Style | None = None, goal: EditGoal | None
         d.unable.append(f"no rule fixes {error.replace('_', ' ')} with confidence without inventing or dropping a "
                         "stated term; an LLM or a person can rewrite it")
     return RuleRewrite(d.title, d.body, lang, d.changes, d.unable, d.needs)
+
+
+def notice_edits(facts: OfferFacts) -> RuleRewrite | None:
+    """The sure edits of a message that is not marketing copy; the rest of its wording stays. A customer's name
+    leaves its greeting (every reader would get it), and a reminder or bill loses a close that tells the reader
+    not to bother ("settle it whenever you feel like it"), with no sales line in its place. None: nothing to do."""
+    d = _Draft(facts)
+    left = _drop_greeted_names(d, facts.reading.personal)
+    if facts.kind.kind == "reminder_bill" and hits(facts.lang, "weak_close", d.text):
+        d.edit("dropped the close that tells the reader not to bother",
+               lambda t, b: _without_weak_close(t, b, facts.lang), required=False)
+    if not d.changes:
+        return None
+    if left:
+        d.needs.append("your CRM tool's placeholders in place of " + ", ".join(f"'{p.text}'" for p in left))
+    return RuleRewrite(d.title, d.body, facts.lang, d.changes, d.unable, d.needs)
 
 
 # --- edits -----------------------------------------------------------------------------------------
@@ -290,6 +307,10 @@ def _remove_personal_data(d: _Draft) -> None:
         return
     kinds = sorted({p.kind.replace("_", " ") for p in personal})
     if not d.facts.kind.marketing:
+        personal = _drop_greeted_names(d, personal)
+        if not personal:
+            return
+        kinds = sorted({p.kind.replace("_", " ") for p in personal})
         d.unable.append(f"remove the personal data ({', '.join(kinds)}): a {d.facts.kind.label} is written to one "
                         "person, and without it the message says less")
         d.needs.append("your CRM tool's placeholders in place of " + ", ".join(f"'{p.text}'" for p in personal))
@@ -341,6 +362,41 @@ def _remove_personal_data(d: _Draft) -> None:
         d.unable.append("remove the personal data " + ", ".join(f"'{b}'" for b in blocked) + ": it sits inside a "
                         "sentence that would break without it")
         d.needs.append("your CRM tool's placeholders in place of " + ", ".join(f"'{b}'" for b in blocked))
+
+
+_GREETED = re.compile(rf"(?i)(?:^|(?<=\W))(?:hi|hello|hey|dear|hai|halo|helo|hallo|kak|yth\.?|chào|xin chào|kumusta|salam|"
+                      rf"assalamu['’]?alaikum)(?P<honorific>\s+{terms.HONORIFIC_PATTERN})?\s+$")
+
+
+def _drop_greeted_names(d: _Draft, personal: tuple[terms.Personal, ...]) -> tuple[terms.Personal, ...]:
+    """A reminder or a confirmation keeps its greeting but not one customer's name in it: "Salam Puan Nurul 😊" ->
+    "Salam 😊", "สวัสดีค่ะคุณวรรณวิสา 🙏" -> "สวัสดีค่ะ 🙏" (every reader would get her name). Returns what is left."""
+    greeted = []
+    for p in personal:
+        text = d.facts.title if p.field == "title" else d.facts.body
+        m = _GREETED.search(text[:p.start]) if p.kind == "person_name" else None
+        if m:
+            greeted.append((p, m.start("honorific") if m.group("honorific") else len(text[:p.start].rstrip())))
+        elif p.kind == "person_name" and text[:p.start].endswith("คุณ") and \
+                re.search(r"(?:ค่ะ|คะ|ครับ|สวัสดี)$", text[:p.start - len("คุณ")]):
+            greeted.append((p, p.start - len("คุณ")))
+    if not greeted:
+        return personal
+
+    def strip(title: str, body: str) -> tuple[str, str]:
+        out = {"title": title, "body": body}
+        for p, start in sorted(greeted, key=lambda g: -g[0].start):
+            text = out[p.field]
+            if text[p.start:p.end] == p.text:
+                out[p.field] = text[:start] + text[p.end:]
+        return out["title"], out["body"]
+
+    if not d.edit("removed a customer's name from the greeting: the template goes to every reader", strip,
+                  required=False):
+        return personal
+    d.needs.append("personalise with your CRM tool's placeholders if the message should address each reader")
+    done = {id(p) for p, _ in greeted}
+    return tuple(p for p in personal if id(p) not in done)
 
 
 # The words that label a personal number ("for account number ending 4605", "untuk pesanan #123") and the
@@ -659,7 +715,11 @@ def _incentive(d: _Draft, lang: str) -> tuple[str, str] | None:
     """(long, short) phrase of the concrete incentive: the voucher's, else the first benefit the text states (a
     discount, cashback, free shipping: never a price, a minimum spend, a cap or an account figure)."""
     if d.facts.voucher is not None:
-        return incentive_phrases(d.facts.voucher, lang)
+        long, short = incentive_phrases(d.facts.voucher, lang)
+        code = d.facts.voucher_code
+        if code and code not in d.text:  # the offer is no use to a reader who is not told its code
+            long = f"{long} " + INCENTIVE_FORMATS.get(lang, INCENTIVE_FORMATS["en"])["with_code"].format(code=code)
+        return long, short
     values = [t for t in d.facts.stated_offer if not t.key.endswith(":0")]
     if not values:
         return None
@@ -674,10 +734,29 @@ def _incentive(d: _Draft, lang: str) -> tuple[str, str] | None:
 _BENEFIT_WORD_BEFORE = re.compile(r"(cashback|diskon|diskaun|discount|potongan|giảm|ลด|hoàn tiền)\s*$", re.I)
 
 
+def _state_voucher(d: _Draft, lex: Lexicon, *, lead: bool) -> None:
+    """The voucher the campaign's data gives, stated where the text states no value: a sure fix whatever else is
+    wrong (the facts are the merchant's own), kept even when the audited error has no sure fix; in the title too
+    when the segment's winners lead with it."""
+    if d.facts.voucher is not None and not d.facts.stated_offer and not terms.states_value(d.text):
+        _state_incentive(d, lex, in_title=lead, required=False)
+
+
+def _phrases(words: tuple[str, ...], lang: str) -> re.Pattern:
+    """Any of these phrases, longest first, as whole words where the language spaces its words ("hadiah kecil"
+    takes its reduplication, "hadiah kecil-kecilan"); a pattern that never matches for none."""
+    if not words:
+        return re.compile(r"(?!x)x")
+    alts = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    if lang in UNSPACED:
+        return re.compile(f"({alts})", re.I)
+    return re.compile(rf"(?<![\w-])({alts})(?:-\w+)?(?![\w-])", re.I)
+
+
 def _state_incentive(d: _Draft, lex: Lexicon, *, in_title: bool, required: bool) -> None:
     lang = d.facts.lang
     found = _incentive(d, lang)
-    vague = re.compile(r"(?<!\w)(" + "|".join(re.escape(v) for v in lex.vague) + r")(?!\w)", re.I)
+    vague, hint = _phrases(lex.vague, lang), _phrases(lex.vague_hint, lang)
     if found is None:
         if required:
             d.unable.append("state the incentive: neither the campaign's voucher nor the text says what the offer is")
@@ -686,11 +765,22 @@ def _state_incentive(d: _Draft, lex: Lexicon, *, in_title: bool, required: bool)
     long, short = found
 
     def body_edit(title: str, body: str) -> tuple[str, str]:
-        if terms.states_value(body) and not vague.search(body):
+        if terms.states_value(body) and not vague.search(body) and not hint.search(body):
             return title, body
         m = vague.search(body)
-        if m:
+        if m:  # "our special offer" -> "15% off": the same slot in the sentence
             return title, body[:m.start()] + long + body[m.end():]
+        sentence = lex.incentive_sentence.format(incentive=long)
+        m = hint.search(body)
+        if m:  # "a little something awaits at checkout." + "Get 15% off with code X.": the promise, then what it is
+            end = _sentence_of(body, m.start(), m.end())[1]
+            end += len(re.match(r"[.!?]*", body[end:]).group())
+            end -= len(body[:end]) - len(body[:end].rstrip("\n"))  # a line that ends the sentence stays a line
+            tail = body[end:]
+            added = body[:end].rstrip(" \t") + " " + sentence + ("" if not tail or tail[0].isspace() else " ") + tail
+            if len(added) <= limits_for(d.facts.channel, None)[1]:
+                return title, added
+            return title, body[:m.start()] + long + body[m.end():]  # no room for a sentence: the promise's slot
         main, signoff = _before_signoff(body)  # "Happy planting,\nMei & the team" stays last
         return title, _append_sentence(main, lex.incentive_sentence.format(incentive=long), before_footer=True) + signoff
 
@@ -737,6 +827,8 @@ def _verb(d: _Draft, lex: Lexicon) -> str | None:
         verb = min(found)[3]
     elif not_shopping or not (d.facts.voucher or d.facts.product_name or d.facts.categories):
         return None
+    elif codes and lex.code_verbs and codes[0].text in d.text:
+        verb = lex.code_verbs[0]  # no verb of its own, but a code: "Use code X" says what to do with it
     else:
         verb = lex.default_verb.get(INTENT_OF_SEGMENT[d.facts.segment]) or lex.default_verb["*"]
     if verb in lex.code_verbs and codes and codes[0].text in d.text:
@@ -774,39 +866,7 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
     lang = d.facts.lang
     dropped_close = False
     if hits(lang, "weak_close", d.text):
-        def drop_weak(title: str, body: str) -> tuple[str, str]:
-            out = []
-            for text in (title, body):
-                kept: set[int] = set()
-                for _ in range(6):  # one at a time, searched again: a cut sentence can hold a second one
-                    found = hits(lang, "weak_close", text)
-                    if not found:
-                        break
-                    found = [m for m in found if m.start() not in kept]
-                    if not found:
-                        break
-                    m = max(found, key=lambda m: m.start())
-                    s_, e_ = _sentence_of(text, m.start(), m.end())
-                    if lang in UNSPACED:  # Thai ends a sentence with a space: the phrase's own run of words
-                        s_ = max(s_, text.rfind(" ", 0, m.start()) + 1)
-                        gap = re.search(r"\s", text[m.end():e_])
-                        e_ = m.end() + gap.start() if gap else e_
-                    if not _has_terms(text[s_:e_], lang) and (text[:s_].strip() or text[e_:].strip()):
-                        text = _cut(text, s_, e_)  # the whole sentence is the weak close
-                        continue
-                    clause = _clause_start(text, m.start())
-                    tail = text[clause:e_]
-                    if clause > s_ and not _has_terms(tail, lang) and re.search(r",\s*$", text[:clause]):
-                        # "..., semoga suka dengan kemeja batiknya ya 😊": the trailing clause goes with its comma
-                        comma = text[:clause].rstrip().rstrip(",").rstrip()
-                        ending = re.match(r"[^.!?\n]*", text[clause:e_]).end() + clause
-                        text = comma + text[ending:]
-                        continue
-                    kept.add(m.start())  # cutting words out of a sentence is no sure fix
-                out.append(text)
-            return out[0], out[1]
-
-        dropped_close = d.edit("dropped the weak close", drop_weak, required=required)
+        dropped_close = d.edit("dropped the weak close", lambda t, b: _without_weak_close(t, b, lang), required=required)
         if hits(lang, "weak_close", d.text):
             if required:  # "Shop now!" after "whenever you like" contradicts the message it closes
                 d.unable.append("add a call to action: the weak close sits inside a sentence that states more, and "
@@ -814,7 +874,7 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
             return
     f = features(d.title, d.body, lang)
     reason = _reason(d, lex)
-    if f.has_cta and (f.has_urgency or not reason):
+    if f.has_cta and (f.has_urgency or not reason) and not dropped_close:
         if required and reason is None:
             d.unable.append("give a reason to act now: no deadline or concrete benefit is stated")
         return
@@ -838,8 +898,8 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
         if d.edit("tied the call to action to the real reason to act now", attach, required=False):
             return
     ends = _ends_with_action(d)
-    link_line = _closing_link_line(_before_signoff(d.body)[0])
-    if ends and not (dropped_close and link_line is not None):  # a bare link line may follow the new close
+    link_line = _closing_link(_before_signoff(d.body)[0])
+    if ends and not (dropped_close and link_line is not None):  # a bare link may follow the new close
         if required:
             d.unable.append(f"add a call to action: the message already ends with {ends}; one after it would not be "
                             "read as the close")
@@ -865,7 +925,7 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
 
     def add(title: str, body: str) -> tuple[str, str]:
         main, signoff = _before_signoff(body)
-        at = _closing_link_line(main) if dropped_close else None
+        at = _closing_link(main) if dropped_close else None
         if at is not None:  # "...valid until Oct 20. Order now!\n\nshopee.ph/shop": the link stays last
             core = main[:at].rstrip()
             return title, _append_sentence(core, sentence) + main[len(core):] + signoff
@@ -873,6 +933,44 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
 
     d.edit("ended with an imperative call to action" + (" and the reason to act now" if reason else ""), add,
            required=required)
+
+
+def _without_weak_close(title: str, body: str, lang: str) -> tuple[str, str]:
+    """Each weak close out where it is a whole sentence, a trailing clause or (in Thai) its own run of words; one
+    inside a sentence that states more stays (cutting words out of a sentence is no sure fix)."""
+    out = []
+    for text in (title, body):
+        kept: set[int] = set()
+        for _ in range(6):  # one at a time, searched again: a cut sentence can hold a second one
+            found = hits(lang, "weak_close", text)
+            if not found:
+                break
+            found = [m for m in found if m.start() not in kept]
+            if not found:
+                break
+            m = max(found, key=lambda m: m.start())
+            s_, e_ = _sentence_of(text, m.start(), m.end())
+            link = _trailing_link(text)
+            if link is not None and s_ < link < e_ and m.end() <= link:
+                e_ = link  # "... okay lang din sa amin ✌️ shopee.ph/x": the link stays
+            if lang in UNSPACED:  # Thai ends a sentence with a space: the phrase's own run of words
+                s_ = max(s_, text.rfind(" ", 0, m.start()) + 1)
+                gap = re.search(r"\s", text[m.end():e_])
+                e_ = m.end() + gap.start() if gap else e_
+            if not _has_terms(text[s_:e_], lang) and (text[:s_].strip() or text[e_:].strip()):
+                text = _cut(text, s_, e_)  # the whole sentence is the weak close
+                continue
+            clause = _clause_start(text, m.start())
+            tail = text[clause:e_]
+            if clause > s_ and not _has_terms(tail, lang) and re.search(r",\s*$", text[:clause]):
+                # "..., semoga suka dengan kemeja batiknya ya 😊": the trailing clause goes with its comma
+                comma = text[:clause].rstrip().rstrip(",").rstrip()
+                ending = re.match(r"[^.!?\n]*", text[clause:e_]).end() + clause
+                text = comma + text[ending:]
+                continue
+            kept.add(m.start())  # cutting words out of a sentence is no sure fix
+        out.append(text)
+    return out[0], out[1]
 
 
 def _before_signoff(body: str) -> tuple[str, str]:
@@ -891,6 +989,22 @@ def _closing_link_line(main: str) -> int | None:
     if m is None or not main[:m.start()].strip() or not _LINKISH.search(m.group(1)) or "/" not in m.group(1):
         return None
     return m.start() + 1
+
+
+def _trailing_link(main: str) -> int | None:
+    """Where a bare link that closes the body's last line starts, when it follows a sentence's end or an emoji rather
+    than a lead-in of its own ("... okay lang 😊 shopee.ph/x", not "Order na: shopee.ph/x")."""
+    m = re.search(r"(?<=\s)(\S+)[ \t]*$", main.rstrip())
+    if m is None or not _LINKISH.search(m.group(1)) or "/" not in m.group(1) or "@" in m.group(1):
+        return None
+    before = main[:m.start()].rstrip()
+    return m.start() if before and re.search(f"[.!?{_EMOJI_CHARS}]$", before) else None
+
+
+def _closing_link(main: str) -> int | None:
+    """A closing link, on its own line or after the last sentence: a new call to action goes before it."""
+    line = _closing_link_line(main)
+    return line if line is not None else _trailing_link(main)
 
 
 def _ends_with_action(d: _Draft) -> str | None:

@@ -26,7 +26,7 @@ from crmagent_dagster.agents import guardrails
 from crmagent_dagster.agents.facts import OfferFacts
 from crmagent_dagster.agents.guardrails import DEFAULT_LIMITS, Check, limits_for, sms_capacity, sms_parts
 from crmagent_dagster.agents.prompts import Merchant, render
-from crmagent_dagster.agents.rewriter import EditGoal, RuleRewrite, Style, rewrite
+from crmagent_dagster.agents.rewriter import EditGoal, RuleRewrite, Style, notice_edits, rewrite
 from crmagent_dagster.agents.workflow import RULE_MODEL, RULES, Context, audit_templates, message
 from crmagent_dagster.llm import LLMRequest
 from crmagent_dagster.llm.replies import Rewrite
@@ -246,7 +246,14 @@ def rewrite_weak(ctx: Context, rows: list[dict[str, Any]], inputs: RewriteInputs
                        "date; no rewrite can give the new one, and without it the message misleads")
             w.needs = [f"a new date in place of {', '.join(repr(e) for e in events)}, or not sending it"]
         elif not rewrite_all and not needs_rewrite(audit, facts):
-            w.status, w.error, w.backend, w.model = "unchanged", no_error_reason(audit, facts), RULES, RULE_MODEL
+            w.backend, w.model = RULES, RULE_MODEL
+            edit = None if facts.kind.marketing else notice_edits(facts)
+            if edit is not None:  # a notice keeps its wording but not a customer's name or a don't-bother close
+                writer.settle_rules(w, facts, edit)
+                if "stale_offer" in audit["flags"]:
+                    w.needs = [*w.needs, audit["flag_details"]]
+                continue
+            w.status, w.error = "unchanged", no_error_reason(audit, facts)
             w.needs = [audit["flag_details"]] if audit["flag_details"] else []
         elif backend == RULES and facts.reading.injected:
             w.status = "unchanged"

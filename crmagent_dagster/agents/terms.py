@@ -113,11 +113,13 @@ _HONORIFIC_WORDS = ("Bapak", "Ibu", "Pak", "Bu", "Kak", "Ka", "Mr", "Ms", "Mrs",
                     "Sis", "Bro", "Kuya", "Ate", "Tita", "Tito", "anh", "chị", "em", "Anh", "Chị", "Em")
 _HONORIFIC = "(?:" + "|".join(w + (r"\.?" if w in ("Mr", "Ms", "Mrs", "Mdm") else "") for w in _HONORIFIC_WORDS) + ")"
 HONORIFICS = frozenset(w.lower() for w in _HONORIFIC_WORDS)
+HONORIFIC_PATTERN = _HONORIFIC
 _GREETING = re.compile(r"(?:^|(?<=[.!?:;,(\n]\s)|(?<=[.!?:;,(\n]))(?:Dạ\s+)?(?:(?:Hi|Hello|Hey|Dear|Hai|Halo|Helo|Hallo|Yth\.?|"
-                       r"Welcome(?:\s+\w+){0,3}?,|Salamat(?:\s+\w+){0,3}?,|Yang\s+Dihormati|[Cc]hào|[Xx]in\s+chào)\s+"
-                       rf"(?:{_HONORIFIC}\s+)?|{_HONORIFIC}\s+)(?P<name>[^\W\d_]+(?:\s[^\W\d_]+){{0,2}})(?=[\s,!.:;?)]|$)")
+                       r"Welcome(?:\s+\w+){0,3}?,|Salamat(?:\s+\w+){0,3}?,|Yang\s+Dihormati|[Cc]hào|[Xx]in\s+chào|Kumusta)\s+"
+                       rf"(?:{_HONORIFIC}\s+)?|(?:Salam|Assalamu['’]?alaikum)\s+{_HONORIFIC}\s+|{_HONORIFIC}\s+)(?P<name>[^\W\d_]+(?:\s[^\W\d_]+){{0,2}})(?=[\s,!.:;?)]|$)")
 _ADDRESSED = re.compile(r"(?P<name>[A-Z][a-z]{2,}),\s+(?:your|you|ang|anda|kamu|ikaw|bạn)\b")  # "Rachel, your treat"
-_THAI_NAME = re.compile(r"(?:^|(?<=[\s:,.]))คุณ(?P<name>[\u0E00-\u0E7F]{2,10}?)(?=\s|,|!|$)")
+# after a space or a greeting's polite particle ("สวัสดีค่ะคุณวรรณวิสา")
+_THAI_NAME = re.compile(r"(?:^|(?<=[\s:,.])|(?<=ค่ะ)|(?<=คะ)|(?<=ครับ)|(?<=สวัสดี))คุณ(?P<name>[\u0E00-\u0E7F]{2,10}?)(?=\s|,|!|$)")
 _ORDER_NUMBER = re.compile(r"(?i:order|pesanan|pemesanan|booking|invoice|resit|receipt|đơn hàng|คำสั่งซื้อ)"
                            r"(?:\s+(?i:no\.?|number|nombor|nomor|số|kamu|anda|mo|ID))?\s*[:#]?\s*#?"
                            r"(?P<id>(?=[A-Z0-9/-]*\d)[A-Z0-9][A-Z0-9/-]{5,})")
@@ -815,6 +817,7 @@ def _personal(text: str, field_name: str, market: Market, spans: _Spans) -> list
             continue
         name = " ".join(words)
         out.append(Personal("person_name", name, field_name, m.start("name"), m.start("name") + len(name)))
+        spans.claim(m.start(), m.start("name"))  # "Salam Puan" before the name is a greeting, not a brand
     m = _ADDRESSED.match(text)
     if m and m.group("name").lower() not in NOT_NAMES | COMMON_WORDS and not any(p.start == m.start("name") for p in out):
         out.append(Personal("person_name", m.group("name"), field_name, *m.span("name")))

@@ -24,6 +24,9 @@ PURCHASE_PENDING = frozenset({"abandoned_cart_buyers", "unpaid_order_buyers"})
 # Segments for whom a first-order offer is irrelevant: they have bought before.
 HAVE_BOUGHT = frozenset({"new_buyers", "lapsing_buyers", "post_purchase", "frequent_buyers", "repeat_buyers",
                          "active_old_followers"})
+# Segments who know the shop: being treated as strangers misreads them. New buyers have just made their first
+# purchase, so "thanks for buying with us for the first time" fits them.
+KNOW_THE_SHOP = frozenset(k for k in SEGMENT_BY_KEY if k not in UNFAMILIAR and k != "new_buyers")
 # Segments who have bought many times: even mentioning "your first order" misreads them.
 BOUGHT_OFTEN = frozenset({"frequent_buyers", "repeat_buyers", "active_old_followers"})
 
