@@ -991,6 +991,10 @@ def _closing_link_line(main: str) -> int | None:
     return m.start() + 1
 
 
+# "App > Me > To Pay", "แอป > ฉัน > ที่ต้องชำระ": where in the app the reader goes, an action of its own
+_MENU_PATH = re.compile(r"\S[^>\n]{0,30}\s>\s[^>\n]{1,30}\s>\s\S")
+
+
 def _trailing_link(main: str) -> int | None:
     """Where a bare link that closes the body's last line starts, when it follows a sentence's end or an emoji rather
     than a lead-in of its own ("... okay lang 😊 shopee.ph/x", not "Order na: shopee.ph/x")."""
@@ -1021,6 +1025,8 @@ def _ends_with_action(d: _Draft) -> str | None:
         return "a link, a keyword to text or a number to call"
     if hits(d.facts.lang, "cta", last) or exhorts(last, d.facts.lang):
         return "its own call to action"
+    if _MENU_PATH.search(last):
+        return "a path in the app to follow"
     return None
 
 
@@ -1238,6 +1244,8 @@ def _cut(text: str, start: int, end: int) -> str:
     """Remove text[start:end]; if that removes a sentence's start, the rest of it starts with a capital."""
     end -= len(text[start:end]) - len(text[start:end].rstrip())  # the break after the cut is the text's, not the cut's
     before, after = text[:start], text[end:]
+    if before.strip() and not after.strip():  # the text's last words went: no blank lines are left after it
+        return before.rstrip()
     if before.strip() and not re.search(r"[.!?\n]\s*$", before):
         return before + after
     lead = re.match(r"^[\s,;:!?.-]+", after)
