@@ -273,3 +273,17 @@ def test_thanks_for_a_payment_sent_to_unpaid_orders_assumes_what_has_not_happene
     facts = _facts("unpaid_order_buyers", "A treat for you", body, currency="SGD", voucher=voucher, voucher_code="LAMP5")
     assert facts.kind.marketing
     assert audit_message(facts).error_type == "audience_assumption_error"
+
+
+def test_an_offer_is_never_squeezed_into_a_thai_run_or_into_the_slot_of_a_promise_with_no_room():
+    voucher = VoucherFacts("percentage_off", 10, 500, 100, "THB", date(2026, 5, 30))
+    facts = _facts("lapsing_buyers", "มีของขวัญพิเศษรอคุณอยู่ 🎁", "กลับมาช้อปที่ร้าน Baan Dok กันนะคะ", language="th",
+                   currency="THB", voucher=voucher, voucher_code="DOK10")
+    r = rewrite(facts, None, EditGoal(error_type="vague_incentive"))
+    assert "มีของขวัญพิเศษรอคุณอยู่" in r.title  # the title keeps its words; the offer leads it instead
+    long_body = ("Ang blender na tinitingnan mo sa Kusina Plus, ₱1,899 na lang mula ₱2,299 ngayong linggo! May munting "
+                 "regalo pa kami sa checkout para sa iyo, promise sulit. Hanggang May 31 lang. shopee.ph/kusinaplus")
+    facts = _facts("price_drop", "Bumaba na!", long_body, language="tl", currency="PHP", voucher=voucher,
+                   voucher_code="KUSINA5")
+    r = rewrite(facts, None, EditGoal(error_type="vague_incentive"))
+    assert "munting regalo" in r.body and len(r.body) <= 240

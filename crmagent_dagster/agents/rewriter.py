@@ -743,13 +743,13 @@ def _state_voucher(d: _Draft, lex: Lexicon, *, lead: bool) -> None:
 
 
 def _phrases(words: tuple[str, ...], lang: str) -> re.Pattern:
-    """Any of these phrases, longest first, as whole words where the language spaces its words ("hadiah kecil"
-    takes its reduplication, "hadiah kecil-kecilan"); a pattern that never matches for none."""
+    """Any of these phrases, longest first, as whole words ("hadiah kecil" takes its reduplication, "hadiah
+    kecil-kecilan"); a pattern that never matches for none."""
     if not words:
         return re.compile(r"(?!x)x")
     alts = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    if lang in UNSPACED:
-        return re.compile(f"({alts})", re.I)
+    if lang in UNSPACED:  # only where spaces set it apart: an offer put in the middle of a Thai run glues to it
+        return re.compile(rf"(?<!\w)({alts})(?!\w)", re.I)
     return re.compile(rf"(?<![\w-])({alts})(?:-\w+)?(?![\w-])", re.I)
 
 
@@ -778,9 +778,8 @@ def _state_incentive(d: _Draft, lex: Lexicon, *, in_title: bool, required: bool)
             end -= len(body[:end]) - len(body[:end].rstrip("\n"))  # a line that ends the sentence stays a line
             tail = body[end:]
             added = body[:end].rstrip(" \t") + " " + sentence + ("" if not tail or tail[0].isspace() else " ") + tail
-            if len(added) <= limits_for(d.facts.channel, None)[1]:
-                return title, added
-            return title, body[:m.start()] + long + body[m.end():]  # no room for a sentence: the promise's slot
+            # no room for a sentence: the promise stays (the offer squeezed into its slot reads garbled)
+            return title, added if len(added) <= limits_for(d.facts.channel, None)[1] else body
         main, signoff = _before_signoff(body)  # "Happy planting,\nMei & the team" stays last
         return title, _append_sentence(main, lex.incentive_sentence.format(incentive=long), before_footer=True) + signoff
 
