@@ -244,3 +244,46 @@ def test_a_weak_close_before_a_closing_link_gives_way_to_a_call_to_action_with_t
     r = rewrite(facts, None, EditGoal(error_type=audit_message(facts).error_type))
     assert "teringat" not in r.body and r.body.endswith("shopee.com.my/kopitiamku")
     assert re.search(r"Guna kod KOPI10 sekarang[^.!]*! shopee\.com\.my/kopitiamku$", r.body), r.body
+
+
+def test_a_weak_close_in_its_own_last_paragraph_leaves_no_blank_lines_and_the_link_stays_last():
+    voucher = VoucherFacts("fixed_amount_off", 5, 40, None, "SGD", date(2026, 5, 30))
+    body = ("New ceramic pour-over sets are in at Kiln & Co! S$5 off orders from S$40 with code KILN5, valid until "
+            "30 May. kilnco.sg/shop\n\nNo pressure at all, whenever you're ready 🙂")
+    facts = _facts("lapsing_buyers", "Fresh from the kiln", body, language="en", currency="SGD", voucher=voucher,
+                   voucher_code="KILN5")
+    r = rewrite(facts, None, EditGoal(error_type=audit_message(facts).error_type))
+    assert r.body == r.body.rstrip() and "ready" not in r.body, r.body
+    assert r.body.endswith("now! kilnco.sg/shop"), r.body
+
+
+def test_a_message_that_ends_with_a_path_in_the_app_gets_no_call_to_action_after_it():
+    voucher = VoucherFacts("fixed_amount_off", 30, 200, None, "THB", date(2026, 5, 30))
+    body = "โค้ด SOAP30 ลด ฿30 ยังใช้ได้ถึง 30 พ.ค. นะคะ ดูรายละเอียดได้ที่ แอป > ฉัน > โค้ดของฉัน"
+    facts = _facts("active_old_followers", "โค้ดส่วนลดของคุณ", body, language="th", currency="THB", voucher=voucher,
+                   voucher_code="SOAP30")
+    r = rewrite(facts, None, EditGoal(error_type="weak_call_to_action"))
+    assert r.body.endswith("แอป > ฉัน > โค้ดของฉัน"), r.body
+    assert any("path in the app" in u for u in r.unable), r.unable
+
+
+def test_thanks_for_a_payment_sent_to_unpaid_orders_assumes_what_has_not_happened():
+    voucher = VoucherFacts("fixed_amount_off", 5, 40, None, "SGD", date(2026, 5, 30))
+    body = "Thank you for your payment! Enjoy S$5 off the Bamboo Lamp with code LAMP5 until 30 May. lampu.co/shop"
+    facts = _facts("unpaid_order_buyers", "A treat for you", body, currency="SGD", voucher=voucher, voucher_code="LAMP5")
+    assert facts.kind.marketing
+    assert audit_message(facts).error_type == "audience_assumption_error"
+
+
+def test_an_offer_is_never_squeezed_into_a_thai_run_or_into_the_slot_of_a_promise_with_no_room():
+    voucher = VoucherFacts("percentage_off", 10, 500, 100, "THB", date(2026, 5, 30))
+    facts = _facts("lapsing_buyers", "มีของขวัญพิเศษรอคุณอยู่ 🎁", "กลับมาช้อปที่ร้าน Baan Dok กันนะคะ", language="th",
+                   currency="THB", voucher=voucher, voucher_code="DOK10")
+    r = rewrite(facts, None, EditGoal(error_type="vague_incentive"))
+    assert "มีของขวัญพิเศษรอคุณอยู่" in r.title  # the title keeps its words; the offer leads it instead
+    long_body = ("Ang blender na tinitingnan mo sa Kusina Plus, ₱1,899 na lang mula ₱2,299 ngayong linggo! May munting "
+                 "regalo pa kami sa checkout para sa iyo, promise sulit. Hanggang May 31 lang. shopee.ph/kusinaplus")
+    facts = _facts("price_drop", "Bumaba na!", long_body, language="tl", currency="PHP", voucher=voucher,
+                   voucher_code="KUSINA5")
+    r = rewrite(facts, None, EditGoal(error_type="vague_incentive"))
+    assert "munting regalo" in r.body and len(r.body) <= 240

@@ -743,13 +743,13 @@ def _state_voucher(d: _Draft, lex: Lexicon, *, lead: bool) -> None:
 
 
 def _phrases(words: tuple[str, ...], lang: str) -> re.Pattern:
-    """Any of these phrases, longest first, as whole words where the language spaces its words ("hadiah kecil"
-    takes its reduplication, "hadiah kecil-kecilan"); a pattern that never matches for none."""
+    """Any of these phrases, longest first, as whole words ("hadiah kecil" takes its reduplication, "hadiah
+    kecil-kecilan"); a pattern that never matches for none."""
     if not words:
         return re.compile(r"(?!x)x")
     alts = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    if lang in UNSPACED:
-        return re.compile(f"({alts})", re.I)
+    if lang in UNSPACED:  # only where spaces set it apart: an offer put in the middle of a Thai run glues to it
+        return re.compile(rf"(?<!\w)({alts})(?!\w)", re.I)
     return re.compile(rf"(?<![\w-])({alts})(?:-\w+)?(?![\w-])", re.I)
 
 
@@ -778,9 +778,8 @@ def _state_incentive(d: _Draft, lex: Lexicon, *, in_title: bool, required: bool)
             end -= len(body[:end]) - len(body[:end].rstrip("\n"))  # a line that ends the sentence stays a line
             tail = body[end:]
             added = body[:end].rstrip(" \t") + " " + sentence + ("" if not tail or tail[0].isspace() else " ") + tail
-            if len(added) <= limits_for(d.facts.channel, None)[1]:
-                return title, added
-            return title, body[:m.start()] + long + body[m.end():]  # no room for a sentence: the promise's slot
+            # no room for a sentence: the promise stays (the offer squeezed into its slot reads garbled)
+            return title, added if len(added) <= limits_for(d.facts.channel, None)[1] else body
         main, signoff = _before_signoff(body)  # "Happy planting,\nMei & the team" stays last
         return title, _append_sentence(main, lex.incentive_sentence.format(incentive=long), before_footer=True) + signoff
 
@@ -991,6 +990,10 @@ def _closing_link_line(main: str) -> int | None:
     return m.start() + 1
 
 
+# "App > Me > To Pay", "แอป > ฉัน > ที่ต้องชำระ": where in the app the reader goes, an action of its own
+_MENU_PATH = re.compile(r"\S[^>\n]{0,30}\s>\s[^>\n]{1,30}\s>\s\S")
+
+
 def _trailing_link(main: str) -> int | None:
     """Where a bare link that closes the body's last line starts, when it follows a sentence's end or an emoji rather
     than a lead-in of its own ("... okay lang 😊 shopee.ph/x", not "Order na: shopee.ph/x")."""
@@ -1021,6 +1024,8 @@ def _ends_with_action(d: _Draft) -> str | None:
         return "a link, a keyword to text or a number to call"
     if hits(d.facts.lang, "cta", last) or exhorts(last, d.facts.lang):
         return "its own call to action"
+    if _MENU_PATH.search(last):
+        return "a path in the app to follow"
     return None
 
 
@@ -1238,6 +1243,8 @@ def _cut(text: str, start: int, end: int) -> str:
     """Remove text[start:end]; if that removes a sentence's start, the rest of it starts with a capital."""
     end -= len(text[start:end]) - len(text[start:end].rstrip())  # the break after the cut is the text's, not the cut's
     before, after = text[:start], text[end:]
+    if before.strip() and not after.strip():  # the text's last words went: no blank lines are left after it
+        return before.rstrip()
     if before.strip() and not re.search(r"[.!?\n]\s*$", before):
         return before + after
     lead = re.match(r"^[\s,;:!?.-]+", after)
