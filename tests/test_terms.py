@@ -140,3 +140,23 @@ def test_the_agents_do_not_import_the_synthetic_world():
                 [a.name for a in node.names] if isinstance(node, ast.Import) else []
             offenders += [f"{path.name}: {n}" for n in names if n.startswith("crmagent_dagster.synthetic")]
     assert not offenders, offenders
+
+
+# --- readings the fourth fresh merchant set's LLM prompts got wrong -------------------------------------------
+def test_money_before_min_is_an_amount_and_a_count_of_times_is_no_part_of_a_name():
+    r = terms.read("", "Kamu buka Sneakers Langkah Canvas 3x! Gratis ongkir s/d Rp20.000 min. belanja Rp99rb.",
+                   language="id", currency="IDR")
+    got = {(t.text, t.kind) for t in r.terms}
+    assert ("Sneakers Langkah Canvas", "name") in got
+    assert ("20.000 min", "quantity") not in got and any(t.kind == "amount" and "20.000" in t.text for t in r.terms)
+    assert ("100 mins", "quantity") in {(t.text, t.kind) for t in terms.read("", "Get 100 mins for P99", language="en").terms}
+
+
+def test_the_campaigns_currency_settles_malay_against_indonesian_only_where_the_words_do_not():
+    from crmagent_dagster.agents.facts import OfferFacts
+
+    short = dict(segment="abandoned_cart_buyers", title="Tudung masih tunggu", body="Bawal yang dipilih masih ada. "
+                 "Checkout sekarang sebelum 19/7.")
+    assert OfferFacts(**short, currency="MYR").lang == "ms" and OfferFacts(**short, currency="IDR").lang == "id"
+    indonesian = "Diskon 20% untuk kamu, pakai kode HEMAT20 sampai 5 Mei ya"
+    assert OfferFacts(segment="abandoned_cart_buyers", title="Promo", body=indonesian, currency="MYR").lang == "id"

@@ -48,7 +48,7 @@ class OfferFacts:
 
     @cached_property
     def lang(self) -> str:
-        return languages.of_message(self.title, self.body, self.language)
+        return languages.of_message(self.title, self.body, self.language, self.currency)
 
     @cached_property
     def taglish(self) -> bool:

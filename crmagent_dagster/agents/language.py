@@ -87,7 +87,9 @@ def detect(text: str) -> str:
         return "vi"
     tagalog = len(_found("tl", words, text))
     tl = conf.get("tl", 0)
-    ringgit, rupiah = bool(re.search(r"\bRM\s?\d", text)), bool(re.search(r"\bRp\.?\s?\d", text))
+    # the money, or the shop's link (".com.my", ".co.id"), says which market the copy is for
+    ringgit = bool(re.search(r"\bRM\s?\d|\.com\.my\b", text))
+    rupiah = bool(re.search(r"\bRp\.?\s?\d|\.co\.id\b", text))
     if top == "tl" and not tagalog and (ringgit or rupiah or _found("ms", words, text) or _found("id", words, text)):
         # slangy Malay ("Korang dah follow ... RM8 off") can look Tagalog to lingua, but without one Tagalog
         # function word it is not: the money or the words only Malay or Indonesian use decide
@@ -128,11 +130,28 @@ def _english_words() -> frozenset[str]:
     return ENGLISH_COMMON
 
 
-def of_message(title: str | None, body: str | None, declared: str | None = None) -> str:
-    """The message's language: the declared one when it is one we know, else detected from title + body."""
+_MARKET_LANGUAGE = {"MYR": "ms", "IDR": "id"}
+
+
+def of_message(title: str | None, body: str | None, declared: str | None = None, currency: str | None = None) -> str:
+    """The message's language: the declared one when it is one we know, else detected from title + body. Between
+    Malay and Indonesian, where the text itself does not settle it, the campaign's currency does (a ringgit voucher
+    is Malaysian copy)."""
     if declared and declared.lower() in LANGUAGES:
         return declared.lower()
-    return detect(f"{title or ''}\n{body or ''}".strip())
+    text = f"{title or ''}\n{body or ''}".strip()
+    found = detect(text)
+    market = _MARKET_LANGUAGE.get((currency or "").upper())
+    if found in SIMILAR and market and market != found and not _money_says(found, text):
+        own, other = len(distinctive_words(found, text)), len(distinctive_words(market, text))
+        if own - other < 2:  # "diskon ... kamu ... kode" stays Indonesian whatever the currency
+            return market
+    return found
+
+
+def _money_says(code: str, text: str) -> bool:
+    """The text's own money or shop link names this language's market."""
+    return bool(re.search(r"\bRM\s?\d|\.com\.my\b" if code == "ms" else r"\bRp\.?\s?\d|\.co\.id\b", text))
 
 
 def writing_instruction(code: str, text: str) -> str:

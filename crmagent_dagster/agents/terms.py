@@ -71,7 +71,8 @@ _PART = re.compile(r"(?<![\w/.,:])[(\[]?(?P<n>[1-9])\s?/\s?(?P<m>[1-9])[)\]]?(?!
 _DAY_WORD_BEFORE = re.compile(r"(?i)(?:\bon|\bsale|\bthis|\bsa|\bpada|\btgl|\btanggal|ngày|วันที่|\buntil|\bbefore|\bby|"
                               r"\bhanggang|\bs/d|\bs\.d\.|\bsampai|\bhingga|\bfrom|\bmulai)[\s:,(-]*$")
 # Data and speed quantities in telco copy: "1GB", "3.6Mbps", "500 MB", "100 SMS".
-_DATA_QUANTITY = re.compile(r"(?i)(?<![\d.,])(?P<n>\d+(?:[.,]\d+)?)\s?(?P<unit>[GMKT]B|[GMK]bps|sms|texts?|mins?)(?![\w])")
+# (money is no quantity: "Rp20.000 min. belanja" is an amount and a minimum spend, not 20,000 minutes)
+_DATA_QUANTITY = re.compile(r"(?i)(?<![\d.,])(?<!rp)(?<!rm)(?<!₱)(?<!\$)(?<!฿)(?<!rp\s)(?<!rm\s)(?P<n>\d+(?:[.,]\d+)?)\s?(?P<unit>[GMKT]B|[GMK]bps|sms|texts?|mins?)(?![\w])")
 _DATA_UNITS = {"texts": "sms", "text": "sms", "mins": "min"}
 _DOUBLE_DAY = re.compile(r"(?<![\w.,/])(?P<d>1[0-2]|[1-9])\.(?P=d)(?![\w.,/])")
 
@@ -936,6 +937,8 @@ def _names(text: str, known: tuple[str, ...], spans: _Spans | None = None) -> li
     opens_sentence = False
 
     def close() -> None:
+        while len(run) > 1 and re.fullmatch(r"\d+x", run[-1].group()):
+            run.pop()  # "buka Sneakers Langkah Canvas 3x": a count of times, not a model number
         if run:
             names = [t.group() for t in run]
             # In running text a capital mid-sentence marks a name even on a common word ("on Grab"); in Title
