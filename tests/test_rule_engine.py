@@ -287,3 +287,23 @@ def test_an_offer_is_never_squeezed_into_a_thai_run_or_into_the_slot_of_a_promis
                    voucher_code="KUSINA5")
     r = rewrite(facts, None, EditGoal(error_type="vague_incentive"))
     assert "munting regalo" in r.body and len(r.body) <= 240
+
+
+def test_after_the_fifth_set_a_cut_clause_leaves_no_glued_words_an_ellipsis_stays_and_a_link_keeps_its_lead_in():
+    voucher = VoucherFacts("percentage_off", 20, 100, 40, "MYR", date(2026, 6, 30))
+    body = ("Assalamualaikum! Kain songket yang awak tanda dalam senarai suka tu, harganya dah turun 🥳 Bukan itu "
+            "je, ada ganjaran menarik menanti kalau checkout minggu ni, pakai kod SONGKET20. Tengok sini: "
+            "shopee.com.my/songketku")
+    facts = _facts("price_drop", "Songket yang awak simpan tu... 👀", body, language="ms", currency="MYR",
+                   voucher=voucher, voucher_code="SONGKET20", channel="im")
+    r = rewrite(facts, None, EditGoal(error_type="vague_incentive"))
+    assert "tu... 👀" in r.title, r.title
+    assert r.body.endswith("Tengok sini: shopee.com.my/songketku"), r.body
+    assert "diskaun 20%" in r.body.lower()
+    long = ("Harap kasut yang awak pilih dari Kasut Tok Wan selesa dipakai nanti! Sudi-sudilah tengok koleksi lain "
+            "kami yang baru sampai minggu lepas ya 🙏 Sebagai tanda terima kasih, pos percuma (sampai RM8) untuk "
+            "belanja RM30 ke atas, kod TOKWANFREE, sah hingga 20 Jun, untuk semua pelanggan setia kami di Shopee.")
+    ship = VoucherFacts("free_shipping", 8, 30, None, "MYR", date(2026, 6, 20))
+    r = rewrite(_facts("abandoned_cart_buyers", "Kasut awak", long, language="ms", currency="MYR", voucher=ship,
+                       voucher_code="TOKWANFREE"), None, EditGoal(error_type="weak_call_to_action"))
+    assert not re.search(r"[!?.][^\W\d_]", r.body), r.body  # no sentence glued to the one before it

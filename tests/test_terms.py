@@ -160,3 +160,9 @@ def test_the_campaigns_currency_settles_malay_against_indonesian_only_where_the_
     assert OfferFacts(**short, currency="MYR").lang == "ms" and OfferFacts(**short, currency="IDR").lang == "id"
     indonesian = "Diskon 20% untuk kamu, pakai kode HEMAT20 sampai 5 Mei ya"
     assert OfferFacts(segment="abandoned_cart_buyers", title="Promo", body=indonesian, currency="MYR").lang == "id"
+
+
+def test_maam_and_sir_are_honorifics_not_names_to_keep():
+    r = terms.read("", "Hi Ma'am Kristine! Sale na ang Monstera namin.", language="tl")
+    assert [p.text for p in r.personal] == ["Kristine"]
+    assert not any("Ma'am" in t.text for t in r.terms)

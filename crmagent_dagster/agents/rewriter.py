@@ -1144,9 +1144,27 @@ def _drop_filler(d: _Draft, limit: int) -> None:
                 break
             keep[i] = False
             total += neg
-        return title, "".join(body[s:e] for (s, e), k in zip(clauses, keep) if k)
+        out = ""
+        for (s, e), k in zip(clauses, keep):
+            if k:
+                out = _rejoin(out, body[s:e])
+        return title, out
 
     d.edit(f"dropped filler to fit {limit} characters", cut, required=False)
+
+
+def _rejoin(before: str, chunk: str) -> str:
+    """The kept text and the next kept clause: a space between them, and a capital where a sentence now starts
+    ("...selesa dipakai!" + "pos percuma ..." is "...selesa dipakai! Pos percuma ...")."""
+    if not before or not chunk:
+        return before + chunk
+    if not before[-1].isspace() and not chunk[0].isspace():
+        chunk = " " + chunk
+    i = len(chunk) - len(chunk.lstrip())
+    word = re.match(r"\S+", chunk[i:])
+    if re.search(r"[.!?]\s*$", before) and chunk[i:i + 1].islower() and not (word and _LINKISH.search(word.group())):
+        chunk = chunk[:i] + chunk[i].upper() + chunk[i + 1:]
+    return before + chunk
 
 
 def _fit(d: _Draft, lex: Lexicon | None, goal: EditGoal) -> None:
@@ -1286,7 +1304,9 @@ def _append_sentence(body: str, sentence: str, before_footer: bool = False) -> s
         if links and links[-1].end >= len(body.rstrip()):
             last = _last_sentence(body[:links[-1].start])
             lead = body[last or 0:links[-1].start]
-            cut = (last or 0) if not _words(lead) or exhorts(lead, None) else links[-1].start
+            # a lead-in that points at the link ("Tengok sini:", "Order here →") stays with it
+            points = re.search(r"(?:[:→👉]|->)\s*$", lead)
+            cut = (last or 0) if not _words(lead) or exhorts(lead, None) or points else links[-1].start
             cut = cut or None
     if cut:  # "... Get RM5 off. Text STOP to 2882." keeps its footer last
         return _append_sentence(body[:cut], sentence) + " " + body[cut:].lstrip()
@@ -1313,7 +1333,9 @@ def _tidy(text: str) -> str:
     # never join digits: "0 .5" or "0..0" must not become a new number
     text = re.sub(r"\s+([,.!?;:])(?!\d)", r"\1", text)
     text = re.sub(r"([,;:])\s*([.!?])(?!\d)", r"\2", text)
-    text = re.sub(r"(?<!\d)([.!?])[.,;:]+(?!\d)", r"\1", text)
+    # "!." and "?," collapse, an ellipsis ("tu... 👀") stays
+    text = re.sub(r"(?<!\d)(?<!\.)([.!?])[.,;:]+(?!\d)", lambda m: m.group() if re.fullmatch(r"\.{3,}", m.group())
+                  else m.group(1), text)
     text = re.sub(r"^[\s,.;:!?-]+", "", text)
     text = re.sub(r"\(\s*\)", "", text)
     text = re.sub(r"(?i)\b(is|are|ay|adalah)\s+(?:and|at|dan)\s+(?=\1\b)", "", text)  # "is [valid until X] and is"

@@ -111,7 +111,8 @@ _THAI_MONTH_NUMBER = {name: i for i, names in enumerate([
 # --- personal data -------------------------------------------------------------------------------
 # A title before a name ("Kuya", "Pak", "Puan", "Chị"): neither a name a rewrite must keep nor a reader's name
 _HONORIFIC_WORDS = ("Bapak", "Ibu", "Pak", "Bu", "Kak", "Ka", "Mr", "Ms", "Mrs", "Mdm", "Encik", "Cik", "Puan", "Tuan",
-                    "Sis", "Bro", "Kuya", "Ate", "Tita", "Tito", "anh", "chị", "em", "Anh", "Chị", "Em")
+                    "Sis", "Bro", "Kuya", "Ate", "Tita", "Tito", "anh", "chị", "em", "Anh", "Chị", "Em", "Ma'am", "Maam",
+                    "Madam", "Sir")
 _HONORIFIC = "(?:" + "|".join(w + (r"\.?" if w in ("Mr", "Ms", "Mrs", "Mdm") else "") for w in _HONORIFIC_WORDS) + ")"
 HONORIFICS = frozenset(w.lower() for w in _HONORIFIC_WORDS)
 HONORIFIC_PATTERN = _HONORIFIC
