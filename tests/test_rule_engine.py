@@ -307,3 +307,12 @@ def test_after_the_fifth_set_a_cut_clause_leaves_no_glued_words_an_ellipsis_stay
     r = rewrite(_facts("abandoned_cart_buyers", "Kasut awak", long, language="ms", currency="MYR", voucher=ship,
                        voucher_code="TOKWANFREE"), None, EditGoal(error_type="weak_call_to_action"))
     assert not re.search(r"[!?.][^\W\d_]", r.body), r.body  # no sentence glued to the one before it
+
+
+def test_a_thai_call_to_action_sets_the_code_apart_from_the_thai_word_after_it():
+    voucher = VoucherFacts("fixed_amount_off", 80, 500, None, "THB", date(2026, 5, 30))
+    body = "ผ้าห่มใยไผ่ลด ฿80 เมื่อซื้อครบ ฿500 โค้ด NONSABAI80 ถึง 30 พ.ค. ไว้ว่างๆ นะคะ"
+    facts = _facts("active_old_followers", "ผ้าห่มใยไผ่", body, language="th", currency="THB", voucher=voucher,
+                   voucher_code="NONSABAI80")
+    r = rewrite(facts, None, EditGoal(error_type="weak_call_to_action"))
+    assert "ไว้ว่างๆ" not in r.body and r.body.endswith("ใช้โค้ด NONSABAI80 เลย!"), r.body

@@ -920,7 +920,9 @@ def _call_to_action(d: _Draft, lex: Lexicon, *, required: bool) -> None:
         if required:  # "Check out now! Check out now before 6 May!" says it twice
             d.unable.append(f"add a call to action: the message already says '{bare}'")
         return
-    sentence = lex.cta.format(verb=verb, reason=reason)
+    # "ใช้โค้ด DOIMOK80" + "เลย": a code is set apart from the Thai word after it
+    glued = re.search(r"[A-Za-z0-9]$", verb) and re.search(r"\{verb\}[\u0E00-\u0E7F]", lex.cta)
+    sentence = lex.cta.format(verb=verb + " " if glued else verb, reason=reason)
 
     def add(title: str, body: str) -> tuple[str, str]:
         main, signoff = _before_signoff(body)
