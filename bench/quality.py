@@ -51,7 +51,7 @@ from crmagent_dagster.sql import fetch_dicts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "quality"
-DEFAULT_SETS = ("merchant_fresh5", "merchant_fresh4", "sms_fresh3", "merchant_fresh3", "sms_fresh2", "merchant_fresh2", "sms_fresh", "merchant_fresh", "sms_holdout", "merchant_holdout")
+DEFAULT_SETS = ("merchant_fresh6", "merchant_fresh5", "merchant_fresh4", "sms_fresh3", "merchant_fresh3", "sms_fresh2", "merchant_fresh2", "sms_fresh", "merchant_fresh", "sms_holdout", "merchant_holdout")
 Answerer = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT = [HERE / f"merchant_{s}.jsonl" for s in ("dev", "holdout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5")]
+DEFAULT = [HERE / f"merchant_{s}.jsonl" for s in ("dev", "holdout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6")]
 SEGMENTS = {"potential_new_customers", "new_followers", "new_buyers", "lapsing_buyers",
             "abandoned_cart_buyers", "unpaid_order_buyers", "post_purchase", "price_drop",
             "active_old_followers", "frequent_buyers", "repeat_buyers"}
