@@ -316,3 +316,19 @@ def test_a_thai_call_to_action_sets_the_code_apart_from_the_thai_word_after_it()
                    voucher_code="NONSABAI80")
     r = rewrite(facts, None, EditGoal(error_type="weak_call_to_action"))
     assert "ไว้ว่างๆ" not in r.body and r.body.endswith("ใช้โค้ด NONSABAI80 เลย!"), r.body
+
+
+def test_after_the_sixth_set_the_offer_goes_before_an_inline_signoff_and_a_paragraph_break_stays():
+    voucher = VoucherFacts("fixed_amount_off", 15, 80, None, "MYR", date(2026, 6, 30))
+    body = ("Hi lovely! It's been a while since your last Dewdrop haul. We've got something lined up that makes your "
+            "cart lighter 😉 Tap here 👉 shopee.com.my/dewdrop and key in DEWBACK at checkout. xoxo, Team Dewdrop")
+    facts = _facts("lapsing_buyers", "Long time no see", body, language="en", currency="MYR", voucher=voucher,
+                   voucher_code="DEWBACK", channel="im")
+    r = rewrite(facts, None, EditGoal(error_type="vague_incentive"))
+    assert r.body.endswith("xoxo, Team Dewdrop") and "RM15 off" in r.body, r.body
+    th = ("สวัสดีค่ะ คอลเลกชันใหม่เข้าร้านแล้ววันนี้\n\nสำหรับผู้ติดตามใหม่ มีส่วนลดให้ ต้องลองกดโค้ด FAI12 ดูเองนะคะ "
+          "ใช้ได้ถึง 30 มิ.ย.\n\nดูสินค้าทั้งหมด: shopee.co.th/faikham")
+    tv = VoucherFacts("percentage_off", 12, None, 150, "THB", date(2026, 6, 30))
+    r = rewrite(_facts("new_followers", "คอลเลกชันใหม่", th, language="th", currency="THB", voucher=tv,
+                       voucher_code="FAI12", channel="email"), None, EditGoal(error_type="vague_incentive"))
+    assert "\n\nดูสินค้าทั้งหมด: shopee.co.th/faikham" in r.body, r.body

@@ -980,8 +980,15 @@ def _before_signoff(body: str) -> tuple[str, str]:
     m = re.search(r"\n\s*\n(?P<tail>(?:[^\n]{1,40}\n?){1,3})\s*$", body)
     closing = m and re.match(r"[^\n,]{1,25},[ \t]*\n", m.group("tail"))  # "Happy planting,\n<sender>"
     if not m or re.search(r"\d|https?://|www\.", m.group("tail")) or len(_words(m.group("tail"))) > (10 if closing else 6):
+        inline = _INLINE_SIGNOFF.search(body)  # "... at checkout. xoxo, Team Serene" on the message's last line
+        if inline and not re.search(r"\d|/|@", inline.group("tail")):
+            return body[:inline.start("tail")], body[inline.start("tail"):]
         return body, ""
     return body[:m.start()], body[m.start():]
+
+
+_INLINE_SIGNOFF = re.compile(r"(?i)(?:^|(?<=[.!?]\s)|(?<=[.!?]\s\s))(?P<tail>(?:xoxo|love|cheers|regards|warm regards|best|"
+                             r"salam(?: mesra| sayang)?|salamat|thân|ด้วยรัก)\s*,\s*[^\n.!?]{1,30})\s*$")
 
 
 def _closing_link_line(main: str) -> int | None:
@@ -1310,8 +1317,9 @@ def _append_sentence(body: str, sentence: str, before_footer: bool = False) -> s
             points = re.search(r"(?:[:→👉]|->)\s*$", lead)
             cut = (last or 0) if not _words(lead) or exhorts(lead, None) or points else links[-1].start
             cut = cut or None
-    if cut:  # "... Get RM5 off. Text STOP to 2882." keeps its footer last
-        return _append_sentence(body[:cut], sentence) + " " + body[cut:].lstrip()
+    if cut:  # "... Get RM5 off. Text STOP to 2882." keeps its footer last, and a paragraph break stays one
+        gap = re.search(r"\s*$", body[:cut]).group()
+        return _append_sentence(body[:cut], sentence) + (gap if "\n" in gap else " ") + body[cut:].lstrip()
     body = body.rstrip()
     trailing = re.search(f"([{_EMOJI_CHARS}\\s]+)$", body)
     tail = trailing.group() if trailing else ""
