@@ -325,7 +325,7 @@ def test_after_the_sixth_set_the_offer_goes_before_an_inline_signoff_and_a_parag
     facts = _facts("lapsing_buyers", "Long time no see", body, language="en", currency="MYR", voucher=voucher,
                    voucher_code="DEWBACK", channel="im")
     r = rewrite(facts, None, EditGoal(error_type="vague_incentive"))
-    assert r.body.endswith("xoxo, Team Dewdrop") and "RM15 off" in r.body, r.body
+    assert r.body.endswith(". xoxo, Team Dewdrop") and "RM15 off" in r.body, r.body
     th = ("สวัสดีค่ะ คอลเลกชันใหม่เข้าร้านแล้ววันนี้\n\nสำหรับผู้ติดตามใหม่ มีส่วนลดให้ ต้องลองกดโค้ด FAI12 ดูเองนะคะ "
           "ใช้ได้ถึง 30 มิ.ย.\n\nดูสินค้าทั้งหมด: shopee.co.th/faikham")
     tv = VoucherFacts("percentage_off", 12, None, 150, "THB", date(2026, 6, 30))

@@ -982,7 +982,8 @@ def _before_signoff(body: str) -> tuple[str, str]:
     if not m or re.search(r"\d|https?://|www\.", m.group("tail")) or len(_words(m.group("tail"))) > (10 if closing else 6):
         inline = _INLINE_SIGNOFF.search(body)  # "... at checkout. xoxo, Team Serene" on the message's last line
         if inline and not re.search(r"\d|/|@", inline.group("tail")):
-            return body[:inline.start("tail")], body[inline.start("tail"):]
+            cut = len(body[:inline.start("tail")].rstrip())  # the space before it goes with it: "... RM80. xoxo, ..."
+            return body[:cut], body[cut:]
         return body, ""
     return body[:m.start()], body[m.start():]
 
