@@ -145,7 +145,7 @@ def test_items_of_a_warehouse_without_rewrites_are_empty(tmp_path):
 
 def test_api_lists_records_and_explains_refusals(scenario, review_db):
     s = scenario
-    client = TestClient(create_app(review_db))
+    client = TestClient(create_app(review_db), base_url="http://127.0.0.1")
     page = client.get("/")
     assert page.status_code == 200 and "crmagent deploy --month" in page.text and "deployments" in page.text
     assert client.get("/api/months").json() == {"months": [{"month": s.month, "segments": [s.segment]}],
@@ -177,13 +177,13 @@ def test_api_lists_records_and_explains_refusals(scenario, review_db):
 
 def test_api_says_busy_while_a_run_holds_the_warehouse(review_db, tmp_path):
     # The page holds the file only during a request: another process (a run) can take the lock right after.
-    assert TestClient(create_app(review_db)).get("/api/items").status_code == 200
+    assert TestClient(create_app(review_db), base_url="http://127.0.0.1").get("/api/items").status_code == 200
     holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
                                "print('held', flush=True); time.sleep(60)", review_db],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        client = TestClient(create_app(review_db, lock_timeout_s=0.3))
+        client = TestClient(create_app(review_db, lock_timeout_s=0.3), base_url="http://127.0.0.1")
         for r in (client.get("/api/items"), client.get("/api/months")):
             assert r.status_code == 503 and r.text == BUSY_MESSAGE
     finally:
@@ -191,7 +191,7 @@ def test_api_says_busy_while_a_run_holds_the_warehouse(review_db, tmp_path):
         holder.wait()
     # No warehouse file at all: an empty page, and no file created by looking.
     missing = tmp_path / "none" / "wh.duckdb"
-    client = TestClient(create_app(str(missing)))
+    client = TestClient(create_app(str(missing)), base_url="http://127.0.0.1")
     assert client.get("/api/months").json() == {"months": [], "default": None}
     assert client.get("/api/items", params={"month": "2025-04"}).json()["items"] == []
     assert not missing.exists()

@@ -58,7 +58,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"review page for {month or 'no month yet'} on {db}: http://{args.host}:{args.port}/  (Ctrl+C stops it)")
     print("approved rewrites go out when the `deployments` asset is materialized, or with "
           f"`crmagent deploy --month {month or 'YYYY-MM'}`")
-    uvicorn.run(create_app(db, month), host=args.host, port=args.port, log_level="warning")
+    listen = () if args.host in ("0.0.0.0", "::", "") else (args.host,)
+    uvicorn.run(create_app(db, month, allowed_hosts=(*listen, *(args.allowed_host or ()))), host=args.host,
+                port=args.port, log_level="warning")
     return 0
 
 
@@ -112,6 +114,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--db", help="DuckDB file (default $CRMAGENT_DUCKDB_PATH)")
     review.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     review.add_argument("--port", type=int, default=3001)
+    review.add_argument("--allowed-host", action="append", metavar="NAME",
+                        help="a name the page is served under besides 127.0.0.1/localhost (repeatable); any other "
+                             "Host header is refused, which stops DNS-rebinding pages")
     review.set_defaults(func=cmd_serve)
     sub = review.add_subparsers(dest="review_command")
     # SUPPRESS: an option left out here keeps what `review --db` set instead of overwriting it with None.

@@ -28,6 +28,11 @@ INFO_COLUMNS = ("month", "segment", "aggregate_id", "template_id", "status", "or
 FILL_COLUMNS = ("decision", "edited_title", "edited_body", "note")
 COLUMNS = INFO_COLUMNS + FILL_COLUMNS
 REQUIRED_COLUMNS = ("month", "segment", "aggregate_id", "decision")
+# A cell a spreadsheet would run as a formula ("=HYPERLINK(...)", "+1", "-2", "@SUM"; a leading tab or CR too) is
+# written behind an apostrophe, as OWASP's CSV-injection guidance says; import takes the apostrophe off again.
+_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+# A cell longer than any message or note: reported by its row and column, never read into a decision.
+MAX_CELL = 20_000
 # Spreadsheet users write the past tense as often as the verb.
 _DECISION_WORDS = {"approve": "approve", "approved": "approve", "edit": "edit", "edited": "edit",
                    "reject": "reject", "rejected": "reject"}
@@ -78,12 +83,22 @@ def export_row(item: ReviewItem) -> dict[str, str]:
     }
 
 
+def safe_cell(value: str) -> str:
+    """The cell as text a spreadsheet shows, never runs."""
+    return "'" + value if value.startswith(_FORMULA_LEAD) else value
+
+
+def unescape_cell(value: str) -> str:
+    """A cell as the reviewer meant it: the apostrophe export put before a formula character comes off."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_LEAD) else value
+
+
 def write_csv(rows: Iterable[dict[str, str]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)
 
 
 def export_month(conn: duckdb.DuckDBPyConnection, month: str, path: Path, segment: str | None = None) -> int:
@@ -96,7 +111,9 @@ def export_month(conn: duckdb.DuckDBPyConnection, month: str, path: Path, segmen
 # ---- import --------------------------------------------------------------------------------------------------------
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """(spreadsheet row number, row) for each data row; cells stripped, missing cells empty."""
+    """(spreadsheet row number, row) for each data row; cells stripped and unescaped, missing cells empty. A cell
+    over the csv module's default limit is read (and reported by `_check_row`), not a crash."""
+    csv.field_size_limit(max(csv.field_size_limit(), 64 * MAX_CELL))
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         header = [h.strip().lower() for h in reader.fieldnames or []]
@@ -106,7 +123,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
                                f"(export a file with `crmagent review export` to get them)")
         reader.fieldnames = header
         # A spreadsheet shows a record (even one with line breaks inside a cell) as one row, the header as row 1.
-        return [(n, {k: (v or "").strip() for k, v in row.items() if k is not None})
+        return [(n, {k: unescape_cell((v or "").strip()) for k, v in row.items() if k is not None})
                 for n, row in enumerate(reader, start=2)]
 
 
@@ -118,6 +135,9 @@ def _same_text(a: str | None, b: str | None) -> bool:
 def _check_row(n: int, row: dict[str, str], reviewer: str | None,
                rewrites: dict[tuple[str, str, str], ReviewItem]) -> RowProblem | ReviewDecision | None:
     """The row's decision, a problem naming its field, or None for a row nobody decided on."""
+    oversized = next((k for k, v in row.items() if len(v) > MAX_CELL), None)
+    if oversized:
+        return RowProblem(n, oversized, f"{len(row[oversized]):,} characters; a cell holds at most {MAX_CELL:,}")
     word = row.get("decision", "").lower()
     if not word:
         if row.get("edited_body") or row.get("edited_title"):
@@ -172,16 +192,22 @@ def import_file(conn: duckdb.DuckDBPyConnection, path: Path, reviewer: str | Non
     rows = read_rows(path)
     report = ImportReport(rows=len(rows))
     rewrites = _rewrites_of(conn, {row["month"] for _, row in rows if row.get("month") and row.get("decision")})
+    # the current decision per rewrite, kept up to date as rows are recorded: a row repeating the one just
+    # recorded (the same approval pasted 10,000 times) is unchanged, not another history row
+    current = {key: item.decision for key, item in rewrites.items()}
     for n, row in rows:
         checked = _check_row(n, row, reviewer, rewrites)
         if checked is None:
             report.blank += 1
         elif isinstance(checked, RowProblem):
             report.problems.append(checked)
-        elif _unchanged(checked, rewrites[(checked.month, checked.segment, checked.aggregate_id)].decision):
+        elif _unchanged(checked, current[(checked.month, checked.segment, checked.aggregate_id)]):
             report.unchanged += 1
         else:
+            before = len(report.recorded)
             _record(conn, n, checked, report)
+            if len(report.recorded) > before:
+                current[(checked.month, checked.segment, checked.aggregate_id)] = report.recorded[-1]
     return report
 
 

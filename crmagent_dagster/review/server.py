@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from urllib.parse import urlsplit
+
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -31,6 +35,17 @@ HERE = Path(__file__).resolve().parent
 BUSY_MESSAGE = "a pipeline run holds the warehouse; try again in a minute"
 _FIELDS = ("month", "segment", "aggregate_id", "decision", "reviewer", "note", "edited_title", "edited_body")
 _REQUIRED = ("month", "segment", "aggregate_id", "decision", "reviewer")
+# The names this machine answers to. A page on another site that rebinds its own name to 127.0.0.1 sends that name
+# as Host, and is refused; `crmagent review --allowed-host` adds the names a team serves the page under.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Scripts and styles from this page only, no framing, no MIME sniffing.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
 
 
 class WarehouseBusy(RuntimeError):
@@ -110,9 +125,38 @@ def _decision_from(body: Any) -> ReviewDecision:
     return ReviewDecision(**{name: body.get(name) for name in _FIELDS}, source="web")
 
 
-def create_app(database: str, default_month: str | None = None, lock_timeout_s: float = 20.0) -> Starlette:
-    """The review app on one warehouse file. `default_month`: the month the page opens on (else the newest)."""
+class _SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response (a plain ASGI middleware: it works on streamed responses too)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                                        if k.encode() not in present)]
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
+def foreign_origin(origin: str | None, allowed_hosts: tuple[str, ...]) -> bool:
+    """A post whose Origin names a site other than this page's (a missing Origin is a script or curl: allowed)."""
+    if not origin:
+        return False
+    host = urlsplit(origin).hostname
+    return origin == "null" or host is None or host not in allowed_hosts
+
+
+def create_app(database: str, default_month: str | None = None, lock_timeout_s: float = 20.0,
+               allowed_hosts: tuple[str, ...] = ()) -> Starlette:
+    """The review app on one warehouse file. `default_month`: the month the page opens on (else the newest).
+    `allowed_hosts`: names besides this machine's (LOCAL_HOSTS) the page may be reached under."""
     settings = Settings(database, default_month, lock_timeout_s)
+    hosts = tuple(dict.fromkeys((*LOCAL_HOSTS, *allowed_hosts)))
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     async def page(request: Request) -> Response:
@@ -133,6 +177,8 @@ def create_app(database: str, default_month: str | None = None, lock_timeout_s: 
         return _json(await run_in_threadpool(_items, settings, month, q.get("segment") or None, status))
 
     async def post_decision(request: Request) -> Response:
+        if foreign_origin(request.headers.get("origin"), hosts):
+            return _json({"error": "decisions are recorded from the review page only (foreign Origin)"}, 403)
         # JSON only: a form or text/plain post from another site's page cannot record a decision here.
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return _json({"error": "send the decision as application/json"}, 415)
@@ -156,4 +202,6 @@ def create_app(database: str, default_month: str | None = None, lock_timeout_s: 
                 Route("/api/decisions", post_decision, methods=["POST"]),
                 Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")],
         exception_handlers={WarehouseBusy: busy},
+        middleware=[Middleware(_SecurityHeaders),
+                    Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
     )
