@@ -588,7 +588,18 @@ def _urls(text: str) -> list[tuple[int, int, str]]:
         if re.fullmatch(r"[\d.,]+", trimmed) or "@" in trimmed or not _looks_like_a_link(trimmed):
             continue
         out.append((start, end, re.sub(r"^https?://", "", trimmed)))
+    for m in _OFF_LIST_LINK.finditer(text):  # a scheme, or a reserved or onion TLD, the IANA list does not name
+        if any(a <= m.start() < b for a, b, _ in out):
+            continue
+        trimmed = m.group().rstrip(".,!?;:)]}'\"")
+        out.append((m.start(), m.start() + len(trimmed), re.sub(r"(?i)^https?://", "", trimmed)))
     return out
+
+
+# Links the extractor's TLD list misses: any http(s) address, and the reserved and special-use names (RFC 2606,
+# 6761, 7686: .example, .test, .invalid, .localhost, .local, .onion) and private ones (.internal, .lan, .corp, .home)
+_OFF_LIST_LINK = re.compile(r"(?i)\bhttps?://[^\s<>\"']+|\b(?:[a-z0-9-]+\.)+(?:example|test|invalid|localhost|local|onion|"
+                            r"internal|lan|corp|home)\b(?:[/?#][^\s<>\"']*)?")
 
 
 _SHOUTED_TLDS = frozenset("com net org ph my id sg th vn co io app shop store online link page ly me gov edu".split())
