@@ -50,10 +50,35 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)
+
+
+def stale_temp_files(target: Path) -> list[Path]:
+    """Half-written snapshots a killed or failed publish left beside `target` (and their WAL files)."""
+    return sorted(target.parent.glob(f".{target.name}.*.tmp")) + sorted(target.parent.glob(f".{target.name}.*.tmp.wal"))
+
+
 def publish(conn: duckdb.DuckDBPyConnection, target: Path) -> dict[str, int]:
-    """Copy the published tables into a fresh file and atomically replace `target` with it."""
+    """Copy the published tables into a fresh file and atomically replace `target` with it. A failed publish
+    (a full disk, say) leaves no temporary file behind, and one a killed run left is removed first: only the
+    run holding the warehouse's write lock publishes, so no other publish is writing them."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in stale_temp_files(target):
+        leftover.unlink(missing_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        counts = _copy(conn, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+    tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+    return counts
+
+
+def _copy(conn: duckdb.DuckDBPyConnection, tmp: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     run(conn, f"ATTACH {_quote(tmp)} AS __snapshot")
     try:
@@ -70,8 +95,4 @@ def publish(conn: duckdb.DuckDBPyConnection, target: Path) -> dict[str, int]:
         run(conn, "CHECKPOINT __snapshot")
     finally:
         run(conn, "DETACH __snapshot")
-    os.replace(tmp, target)
-    wal = tmp.with_name(tmp.name + ".wal")
-    if wal.exists():
-        wal.unlink()
     return counts
