@@ -165,6 +165,23 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if problems:
         _report_failure(f"the refresh of {args.month} did not fully succeed", problems, home)
         return 1
+    return _llm_gate(args.db, args.month, args.max_failed_share)
+
+
+def _llm_gate(db: str | None, month: str, max_share: float) -> int:
+    """Exit 1 when more than `max_share` of the rewrites that asked a model failed (all of them, against an endpoint
+    that is down): the runs succeeded, but the month's rewrites did not happen, and the error says why."""
+    from crmagent_dagster.resources import connect_waiting, duckdb_path
+    from crmagent_dagster.summary import llm_failures
+
+    with connect_waiting(db or duckdb_path(), read_only=True) as conn:
+        failed, asked, error = llm_failures(conn, month)
+    if asked and failed / asked > max_share:
+        print(f"\n{failed} of {asked} rewrites that asked the model failed ({failed / asked:.0%}, more than "
+              f"--max-failed-share {max_share:.0%}); the most common error: {error}\nFix the endpoint "
+              f"(OPENAI_BASE_URL, OPENAI_API_KEY) and refresh again: only the failed ones are asked again.",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -381,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--auto-approve", action="store_true",
                      help="deploy rewrites nobody reviewed yet when they pass every guardrail and the judge prefers "
                           "them in both orders (the policy); reviewers' decisions always win")
+    ref.add_argument("--max-failed-share", type=float, default=0.5,
+                     help="exit 1 when more than this share of the model-written rewrites failed (default 0.5)")
     ref.set_defaults(func=cmd_refresh)
 
     dep = sub.add_parser("deploy", help="turn a month's approved rewrites into experiments (after a review)")

@@ -171,3 +171,14 @@ def month_summary(conn: duckdb.DuckDBPyConnection, month: str) -> str:
     lines += agent_summary(conn, month)
     lines += deployment_lines(conn, month)
     return "\n".join(lines)
+
+
+def llm_failures(conn: duckdb.DuckDBPyConnection, month: str) -> tuple[int, int, str | None]:
+    """(rewrites whose model calls failed, rewrites that asked a model, the most common error) for a month: what a
+    refresh against a broken endpoint must not pass off as a success."""
+    if not table_exists(conn, "agents.template_rewrites"):
+        return 0, 0, None
+    failed, asked, error = run(conn, "SELECT count(*) FILTER (WHERE status = 'failed'), count(*), "
+                                     "mode(error) FILTER (WHERE status = 'failed') FROM agents.template_rewrites "
+                                     "WHERE month = $m AND attempted_backend IS DISTINCT FROM 'rules'", {"m": month})[0]
+    return failed, asked, error
