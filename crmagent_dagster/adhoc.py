@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -36,6 +37,14 @@ from crmagent_dagster.llm import LLMResource
 from crmagent_dagster.llm.batch import AWAITING
 from crmagent_dagster.segments import SEGMENT_KEYS
 
+# A template is short copy: anything longer is an error record at once, not minutes of parsing and reading.
+MAX_TEXT = 20_000
+MAX_LINE_BYTES = 256_000
+MAX_AMOUNT = 1e12  # no voucher is worth more; 1e400 and Infinity are not numbers a rewrite could state
+# NUL and other C0 controls (tab and new lines aside), and the bidi overrides/isolates that reorder what a reader
+# sees (U+202A-U+202E, U+2066-U+2069): never sent on to a reader
+_HIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
 Segment = Literal[SEGMENT_KEYS]  # type: ignore[valid-type]
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 
@@ -44,16 +53,16 @@ class TemplateLine(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     segment: Segment
-    title: str
-    body: str
+    title: str = Field(max_length=MAX_TEXT)
+    body: str = Field(max_length=MAX_TEXT)
     language: str | None = None
     channel: Channel = "push"
     send_date: date | None = None
     merchant_id: str = Field(default="adhoc", alias="shop_id")
     voucher_type: Literal["percentage_off", "fixed_amount_off", "free_shipping"] | None = None
-    discount_value: float | None = Field(default=None, ge=0)
-    min_spend: float | None = Field(default=None, ge=0)
-    max_discount: float | None = Field(default=None, gt=0)
+    discount_value: float | None = Field(default=None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
+    min_spend: float | None = Field(default=None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
+    max_discount: float | None = Field(default=None, gt=0, le=MAX_AMOUNT, allow_inf_nan=False)
     currency: str | None = None
     voucher_code: str | None = None
     expires_at: datetime | None = None
@@ -61,6 +70,24 @@ class TemplateLine(BaseModel):
     category_l1: str | None = None
     category_l2: str | None = None
     category_l3: str | None = None
+
+    @field_validator("title", "body")
+    @classmethod
+    def _visible(cls, value: str) -> str:
+        hidden = _HIDDEN.search(value)
+        if hidden:
+            raise ValueError(f"holds an invisible control or direction character (U+{ord(hidden.group()):04X} at "
+                             f"{hidden.start()}); remove it")
+        return value
+
+    @model_validator(mode="after")
+    def _has_text(self) -> "TemplateLine":
+        if not (self.title.strip() or self.body.strip()):
+            raise ValueError("title and body are both empty: there is no message to rewrite")
+        if self.expires_at is not None and self.send_date is not None and self.expires_at.date() < self.send_date:
+            raise ValueError(f"expires_at {self.expires_at.date()} is before send_date {self.send_date}: the voucher "
+                             "has expired, and a rewrite must not promote it")
+        return self
 
     @field_validator("currency")
     @classmethod
@@ -117,6 +144,22 @@ def json_line(record: dict[str, Any]) -> str:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\u0085", "\\u0085") + "\n"
 
 
+class DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each given once: with two "body" keys, which one the merchant meant is unknown."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def line_of(aggregate_id: str) -> int:
     """The input line number inside a row id ('line-12-3f2a9c1b' -> 12)."""
     return int(aggregate_id.split("-")[1])
@@ -136,10 +179,20 @@ def read_lines(src: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[int, di
         except UnicodeDecodeError as e:
             errors[n] = {"line": n, "status": "error", "error": f"line {n}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})"}
             continue
+        if len(raw) > MAX_LINE_BYTES:
+            errors[n] = {"line": n, "status": "error",
+                         "error": f"line {n}: {len(raw):,} bytes; a line holds at most {MAX_LINE_BYTES:,}"}
+            continue
         try:
-            line = TemplateLine.model_validate(json.loads(text))
+            line = TemplateLine.model_validate(json.loads(text, object_pairs_hook=_unique_keys))
         except json.JSONDecodeError as e:
             errors[n] = {"line": n, "status": "error", "error": f"line {n}: not JSON ({e.msg})"}
+            continue
+        except RecursionError:
+            errors[n] = {"line": n, "status": "error", "error": f"line {n}: nested too deeply to be a template"}
+            continue
+        except DuplicateKey as e:
+            errors[n] = {"line": n, "status": "error", "error": f"line {n}: {e.key}: given twice"}
             continue
         except ValidationError as e:
             problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'line'}: {err['msg']}" for err in e.errors())
