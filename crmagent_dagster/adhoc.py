@@ -41,9 +41,9 @@ from crmagent_dagster.segments import SEGMENT_KEYS
 MAX_TEXT = 20_000
 MAX_LINE_BYTES = 256_000
 MAX_AMOUNT = 1e12  # no voucher is worth more; 1e400 and Infinity are not numbers a rewrite could state
-# NUL and other C0 controls (tab and new lines aside), and the bidi overrides/isolates that reorder what a reader
-# sees (U+202A-U+202E, U+2066-U+2069): never sent on to a reader
-_HIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+# NUL and other C0 controls that render as nothing, DEL, and the bidi overrides/isolates that reorder what a reader
+# sees (U+202A-U+202E, U+2066-U+2069): never sent on. Tab, new lines, form feed and vertical tab are whitespace: data.
+_HIDDEN = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 Segment = Literal[SEGMENT_KEYS]  # type: ignore[valid-type]
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
