@@ -3,7 +3,10 @@
 Layout: `<landing_dir>/<YYYY-MM>/`, where every file whose name starts with a raw table's name belongs to that
 table (`delivery_logs.parquet`, `delivery_logs_part2.parquet`, `delivery_logs (1).parquet`,
 `delivery_logs-0001.csv.gz`), and so does every file in a folder `<table>/` (Spark and warehouse exports write
-part files). Parquet and CSV, CSV optionally `.gz` or `.zst`. Every table of the raw schema is required.
+part files). Parquet and CSV, CSV optionally `.gz` or `.zst`. Every table of the raw schema is required. Nothing
+is skipped or doubled in silence: a data file no table claims, one export saved in two formats
+(`delivery_logs.parquet` beside `delivery_logs.csv`) and a list or record column (nested Parquet) fail the load
+naming the file; names starting with `_` or `.` are markers, never read as data.
 
 Raw keeps every value as text, so one bad value quarantines one row in staging instead of failing a file.
 Typed Parquet columns are written as the text staging parses: a timestamp is used as a timestamp (with a time
@@ -127,6 +130,12 @@ def _columns(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
             header = _csv_text(path, "latin-1").split("\n", 1)[0]  # the header of a non-UTF-8 file
             return {c.strip().strip('"'): "VARCHAR" for c in header.split(",")}
         raise LandingError(f"{path}: cannot be read as {_format(path)}: {str(e).splitlines()[0]}") from e
+
+
+def _is_nested(dtype: str) -> bool:
+    """A list, array, struct, map or union column: text of it would be `[u4218]` or `{'id': NULL}`, not a value."""
+    kind = dtype.upper()
+    return kind.endswith("]") or kind.startswith(("STRUCT", "MAP", "UNION"))
 
 
 def _text_expr(column: str, dtype: str) -> str:
@@ -261,9 +270,39 @@ def _read_file(conn: duckdb.DuckDBPyConnection, table: str, path: Path, month: s
 
 
 # --- the month -------------------------------------------------------------------------------------
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in sorted(DATA_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return str(path.with_name(name[: -len(suffix)]))
+    return str(path)
+
+
+def unclaimed_files(folder: Path, files: dict[str, list[Path]]) -> list[Path]:
+    """Data files in the month's folder that no raw table claims (a name outside the convention, a folder not
+    named after a table). Names starting with `_` or `.` are the loader's own markers and never data."""
+    claimed = {p for paths in files.values() for p in paths}
+    return sorted(p for p in folder.rglob("*") if _is_data_file(p) and p not in claimed
+                  and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts))
+
+
+def same_export_twice(files: dict[str, list[Path]]) -> list[tuple[Path, Path]]:
+    """Pairs of files with one name in two formats (`delivery_logs.parquet` beside `delivery_logs.csv`): the same
+    export saved twice, which would load every row twice."""
+    pairs = []
+    for paths in files.values():
+        by_stem: dict[str, Path] = {}
+        for path in paths:
+            if _stem(path) in by_stem:
+                pairs.append((by_stem[_stem(path)], path))
+            by_stem.setdefault(_stem(path), path)
+    return pairs
+
+
 def month_files(landing_dir: str | Path, month: str, formats: str = "<table>.parquet, <table>.csv(.gz/.zst)"
                 ) -> tuple[Path, dict[str, list[Path]]]:
-    """The month's folder and every raw table's files (both engines' rules); fails naming what is absent."""
+    """The month's folder and every raw table's files (both engines' rules); fails naming what is absent, a data
+    file no table claims, and one export saved in two formats: none of them is skipped or loaded twice in silence."""
     folder = month_folder(landing_dir, month)
     if not folder.is_dir():
         raise LandingMissing(f"no landing folder {folder} for {month}")
@@ -273,6 +312,16 @@ def month_files(landing_dir: str | Path, month: str, formats: str = "<table>.par
         empty = " (the folder is empty)" if len(absent) == len(RAW_TABLES) else ""
         raise LandingError(f"{folder}: no file for raw table(s) {', '.join(absent)}{empty}: expected {formats}, "
                            "part files named <table>..., or a <table>/ folder of parts")
+    stray = unclaimed_files(folder, files)
+    if stray:
+        raise LandingError(f"{folder}: {len(stray)} data file(s) belong to no raw table: "
+                           f"{', '.join(str(p) for p in stray[:10])}; a file's name must start with its table's name "
+                           f"({', '.join(RAW_TABLES)}) or it must sit in a <table>/ folder; rename it, or move it out "
+                           "(or prefix it with _ to keep it there unread)")
+    twice = same_export_twice(files)
+    if twice:
+        raise LandingError(f"{folder}: the same export in two formats would load its rows twice: "
+                           + "; ".join(f"{a.name} and {b.name}" for a, b in twice) + "; keep one of each")
     return folder, files
 
 
@@ -304,6 +353,10 @@ def plan_month(conn: duckdb.DuckDBPyConnection, landing_dir: str | Path, month: 
             if missing:
                 raise LandingError(f"{path}: missing column(s) {', '.join(missing)} required by raw.{table} "
                                    f"(found: {', '.join(types) or 'none'})")
+            nested = [f"{c} ({types[c]})" for c in required if _is_nested(types[c])]
+            if nested:
+                raise LandingError(f"{path}: column(s) {', '.join(nested)} hold lists or records, not one value per "
+                                   f"row; raw.{table} needs one value per cell: flatten them in the export")
             plan[table].append((path, types))
     return plan
 

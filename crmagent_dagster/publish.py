@@ -69,7 +69,10 @@ def publish(conn: duckdb.DuckDBPyConnection, target: Path) -> dict[str, int]:
         leftover.unlink(missing_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        counts = _copy(conn, tmp)
+        counts, content = _copy(conn, tmp)
+        if target.exists() and _content(conn, target) == content:
+            _remove(tmp)  # nothing changed (a run that wrote nothing, or was refused): readers keep their file
+            return counts
         os.replace(tmp, target)
     except BaseException:
         _remove(tmp)
@@ -78,21 +81,42 @@ def publish(conn: duckdb.DuckDBPyConnection, target: Path) -> dict[str, int]:
     return counts
 
 
-def _copy(conn: duckdb.DuckDBPyConnection, tmp: Path) -> dict[str, int]:
+def _content(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, tuple[int, str]] | None:
+    """A snapshot's tables with their row counts and content hashes, from its `_published` (None: not readable
+    or from before the hashes)."""
+    try:
+        run(conn, f"ATTACH {_quote(path)} AS __previous (READ_ONLY)")
+    except duckdb.Error:
+        return None
+    try:
+        rows = run(conn, "SELECT table_name, row_count, content_hash FROM __previous.main._published")
+    except duckdb.Error:
+        return None
+    finally:
+        run(conn, "DETACH __previous")
+    return {t: (n, h) for t, n, h in rows}
+
+
+def _copy(conn: duckdb.DuckDBPyConnection, tmp: Path) -> tuple[dict[str, int], dict[str, tuple[int, str]]]:
+    """Copy every published table into `tmp`; return their row counts and (count, content hash) per table."""
     counts: dict[str, int] = {}
+    content: dict[str, tuple[int, str]] = {}
     run(conn, f"ATTACH {_quote(tmp)} AS __snapshot")
     try:
         for table in published_tables(conn):
             schema, name = table.split(".")
             run(conn, f"CREATE SCHEMA IF NOT EXISTS __snapshot.{schema}")
             run(conn, f"CREATE TABLE __snapshot.{schema}.{name} AS SELECT * FROM {schema}.{name}")
-            counts[table] = run(conn, f"SELECT count(*) FROM __snapshot.{schema}.{name}")[0][0]
+            n, digest = run(conn, f"SELECT count(*), CAST(coalesce(sum(hash(t)), 0) AS VARCHAR) "
+                                  f"FROM __snapshot.{schema}.{name} t")[0]
+            counts[table], content[table] = n, (n, digest)
+        # content_hash: an order-independent hash of the table's rows, so an unchanged warehouse is not republished
         run(conn, "CREATE TABLE __snapshot.main._published (table_name VARCHAR, row_count BIGINT, "
-                  "published_at TIMESTAMP DEFAULT current_timestamp)")
+                  "content_hash VARCHAR, published_at TIMESTAMP DEFAULT current_timestamp)")
         if counts:  # a run that failed before any dashboard table existed publishes an empty snapshot
-            conn.executemany("INSERT INTO __snapshot.main._published (table_name, row_count) VALUES (?, ?)",
-                             list(counts.items()))
+            conn.executemany("INSERT INTO __snapshot.main._published (table_name, row_count, content_hash) "
+                             "VALUES (?, ?, ?)", [(t, n, h) for t, (n, h) in content.items()])
         run(conn, "CHECKPOINT __snapshot")
     finally:
         run(conn, "DETACH __snapshot")
-    return counts
+    return counts, content

@@ -22,6 +22,7 @@ from crmagent_dagster.landing import (
     prepare_landing_month,
     record_manifest,
 )
+from crmagent_dagster.month_hold import hold_month
 from crmagent_dagster.partitions import previous_month
 from crmagent_dagster.pipeline import load_raw_table, with_lineage
 from crmagent_dagster.sql import transaction, write_frame
@@ -168,6 +169,7 @@ class LogSource(dg.ConfigurableResource):
                                              csv_encoding=self.csv_encoding)
             try:
                 with transaction(conn):  # every raw table, the manifest and the (emptied) truth, or nothing
+                    hold_month(conn, month)  # the version staging accepted, until staging accepts this one
                     prepared.commit(conn)
                     write_frame(conn, "raw.synthetic_template_truth", EMPTY_TRUTH, {"month": month})
                     write_frame(conn, "raw.synthetic_experiment_truth", EMPTY_EXPERIMENT_TRUTH, {"month": month})
@@ -186,6 +188,7 @@ class LogSource(dg.ConfigurableResource):
         ensure_raw_tables(conn)
         manifest = []
         with transaction(conn):
+            hold_month(conn, month)
             for table, frame in generated.tables.items():
                 rows = load_raw_table(conn, table, month, with_lineage(frame, source))
                 manifest.append(ManifestRow(table, source, "synthetic", rows, "utf-8", 0))

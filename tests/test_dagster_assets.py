@@ -117,7 +117,12 @@ def test_failing_check_is_reported_not_hidden(resources, tmp_path):
         ("staging/engagement_events", "quarantine_share", dg.AssetCheckSeverity.ERROR)]
     assert "above the error share 20%" in failed[0].description
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "staging/delivery_logs" in materialized and "core/log_engagement" not in materialized
+    assert "staging/delivery_logs" not in materialized and "core/log_engagement" not in materialized
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "staging refused 2025-03" in failure.step_failure_data.error.message
+    with duckdb.connect(resources["duckdb"].database, read_only=True) as c:  # a first month, refused: no rows
+        assert c.execute("SELECT count(*) FROM raw.delivery_logs WHERE month = '2025-03'").fetchall() == [(0,)]
+        assert c.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'staging'").fetchall() == [(0,)]
 
 
 def test_schedule_targets_the_previous_month():
