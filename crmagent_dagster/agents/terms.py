@@ -17,6 +17,7 @@ reads dates in every language here, phonenumbers finds phone numbers, urlextract
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -263,13 +264,17 @@ class _Spans:
     """Character spans already claimed by a term, so one stretch of text is one term."""
 
     def __init__(self) -> None:
-        self.taken: list[tuple[int, int]] = []
+        self.taken = bytearray()  # 1 where a character is claimed: a lookup costs the span's length, not the terms'
 
     def free(self, start: int, end: int) -> bool:
-        return all(end <= s or start >= e for s, e in self.taken)
+        if end <= start:  # an empty span is taken only strictly inside a claimed one
+            return not (0 < start < len(self.taken) and self.taken[start - 1] and self.taken[start])
+        return 1 not in self.taken[start:end]
 
     def claim(self, start: int, end: int) -> None:
-        self.taken.append((start, end))
+        if end > len(self.taken):
+            self.taken.extend(bytes(end - len(self.taken)))
+        self.taken[start:end] = b"\x01" * max(0, end - start)
 
 
 def read(title: str | None, body: str | None, *, language: str | None = None, currency: str | None = None,
@@ -454,7 +459,8 @@ def sentence_ends(text: str) -> list[int]:
     """Where sentences end: !, ?, a new line, or a full stop that does not close an abbreviation ("s.d.", "min.")."""
     out = []
     for m in _SENTENCE_END.finditer(text):
-        word = re.search(r"([^\W\d_]+)\.$", text[:m.end()])
+        # the word before the stop, from a bounded window: searching the whole prefix made long texts quadratic
+        word = re.search(r"([^\W\d_]+)\.$", text[max(0, m.end() - 64):m.end()])
         if m.group() == "." and word and (len(word.group(1)) == 1 or word.group(1).lower() in _ABBREVIATED):
             continue
         out.append(m.end())
@@ -939,9 +945,10 @@ def _names(text: str, known: tuple[str, ...], spans: _Spans | None = None) -> li
     every = [t.group() for t in tokens if len(t.group()) > 1 and t.group().isalpha()]
     if len(every) >= 4 and sum(w.isupper() for w in every) >= 0.4 * len(every):
         loud.append((0, len(text)))  # a text that mostly shouts shouts throughout: "PAKE KODE" is no brand
+    starts = [t.start() for t in tokens]
     for sentence in re.finditer(r"[^.!?\n]+[.!?\n]*", text):
-        ws = [t.group() for t in tokens if sentence.start() <= t.start() < sentence.end() and len(t.group()) > 1
-              and t.group().isalpha()]
+        inside = tokens[bisect_left(starts, sentence.start()):bisect_left(starts, sentence.end())]
+        ws = [t.group() for t in inside if len(t.group()) > 1 and t.group().isalpha()]
         if len(ws) >= 2 and sum(w.isupper() for w in ws) >= 0.6 * len(ws):
             loud.append((sentence.start(), sentence.end()))
     shouting = False
