@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import replace
 from datetime import date, datetime
@@ -202,56 +203,88 @@ def read_lines(src: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[int, di
     return by_segment, errors
 
 
+CHUNK_LINES = 32  # lines rewritten and judged together; each chunk's records reach the disk when it is done
+
+
 def rewrite_file(src: Path, dst: Path, llm: LLMResource, db: str | None = None, month: str | None = None,
                  top_k: int = 3, min_similarity: float = 0.6, as_of: date | None = None,
                  rewrite_all: bool = False) -> dict[str, int]:
     """Process every line of `src` into `dst`; returns counts of records by status ("ok", "unchanged",
     "rejected", "failed", "waiting", "error"). `as_of` is the send date of lines without their own `send_date`:
-    deadlines before it are stale (default today). `rewrite_all` rewrites templates with no error too."""
+    deadlines before it are stale (default today). `rewrite_all` rewrites templates with no error too.
+
+    Records stream: bad lines at once, then each chunk of lines as it finishes, flushed to `dst`, so a crash or a
+    kill leaves every finished line on disk (in the order they finished). A run that ends sorts `dst` by line."""
     if llm.mode == "files" and not db:
         raise ValueError("files mode keeps its requests in DuckDB between export and import: pass --db")
-    conn = duckdb.connect(db or ":memory:", read_only=False)
-    by_segment, records = read_lines(src)
+    by_segment, errors = read_lines(src)
     scope = f"adhoc-{hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]}|"
-    try:
-        for segment, rows in by_segment.items():
-            ctx = workflow.Context(month or "adhoc", segment, conn, llm, log=lambda m: None,
-                                   send_date=as_of or date.today(), scope_prefix=scope)
-            inputs = template_agent.RewriteInputs()
-            rows_all = rows
-            if month and db:
-                try:
-                    found = workflow.match_exemplars(ctx, rows, index_path(db, month, segment), top_k, min_similarity)
-                except (IndexUnavailable, duckdb.CatalogException) as e:
-                    for r in rows:  # this segment cannot retrieve: its lines get error records, others go on
-                        n = line_of(r["aggregate_id"])
-                        records[n] = {"line": n, "status": "error", "error": f"line {n}: {e}"}
-                    continue
-                matches: dict[str, list[dict[str, Any]]] = {}
-                for m in found:
-                    matches.setdefault(m["aggregate_id"], []).append(m)
-                strong = {m["exemplar_aggregate_id"] for ms in matches.values() for m in ms}
-                rows_all = rows + [r for r in workflow.load_labelled(conn, month, segment) if r["aggregate_id"] in strong]
-                inputs = replace(template_agent.RewriteInputs(**template_agent.segment_diagnosis(conn, month, segment)),
-                                 matches=matches)
-            rewrites = [w.as_row() for w in template_agent.rewrite_weak(ctx, rows_all, inputs, cap=None,
-                                                                        rewrite_all=rewrite_all)]
-            scores, prefs = workflow.evaluate(ctx, rewrites, {r["aggregate_id"]: r for r in rows_all})
-            audits = {(a["aggregate_id"], a["version"]): a for a in workflow.audit_templates(ctx, rows, rewrites)}
-            s_by, p_by = {s["aggregate_id"]: s for s in scores}, {p["aggregate_id"]: p for p in prefs}
-            by_id = {r["aggregate_id"]: r for r in rows}
-            for w in rewrites:
-                n = line_of(w["aggregate_id"])
-                records[n] = _record(n, w, ctx.facts(by_id[w["aggregate_id"]]), audits, s_by.get(w["aggregate_id"]),
-                                     p_by.get(w["aggregate_id"]))
-    finally:
-        conn.close()
-    counts: dict[str, int] = {}
+    records: dict[int, dict[str, Any]] = {}
     with dst.open("w", encoding="utf-8") as out:
-        for n in sorted(records):
-            counts[records[n]["status"]] = counts.get(records[n]["status"], 0) + 1
-            out.write(json_line(records[n]))
+        def emit(done: dict[int, dict[str, Any]]) -> None:
+            records.update(done)
+            out.write("".join(json_line(done[n]) for n in sorted(done)))
+            out.flush()
+            os.fsync(out.fileno())
+
+        emit(errors)
+        conn = duckdb.connect(db or ":memory:", read_only=False)
+        try:
+            for segment, rows in by_segment.items():
+                ctx = workflow.Context(month or "adhoc", segment, conn, llm, log=lambda m: None,
+                                       send_date=as_of or date.today(), scope_prefix=scope)
+                for i in range(0, len(rows), CHUNK_LINES):
+                    emit(_rewrite_chunk(ctx, rows[i:i + CHUNK_LINES], db=db, month=month, top_k=top_k,
+                                        min_similarity=min_similarity, rewrite_all=rewrite_all))
+        finally:
+            conn.close()
+    _sort_by_line(dst, records)
+    counts: dict[str, int] = {}
+    for record in records.values():
+        counts[record["status"]] = counts.get(record["status"], 0) + 1
     return counts
+
+
+def _sort_by_line(dst: Path, records: dict[int, dict[str, Any]]) -> None:
+    """Rewrite `dst` in input order, atomically: a kill here leaves the streamed file, never half of this one."""
+    tmp = dst.with_name(f".{dst.name}.sorting")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write("".join(json_line(records[n]) for n in sorted(records)))
+    os.replace(tmp, dst)
+
+
+def _rewrite_chunk(ctx: workflow.Context, rows: list[dict[str, Any]], *, db: str | None, month: str | None,
+                   top_k: int, min_similarity: float, rewrite_all: bool) -> dict[int, dict[str, Any]]:
+    """Rewrite, judge and audit one chunk of a segment's lines: a record per line."""
+    conn, segment = ctx.conn, ctx.segment
+    inputs = template_agent.RewriteInputs()
+    rows_all = rows
+    if month and db:
+        try:
+            found = workflow.match_exemplars(ctx, rows, index_path(db, month, segment), top_k, min_similarity)
+        except (IndexUnavailable, duckdb.CatalogException) as e:
+            # this segment cannot retrieve: its lines get error records, others go on
+            return {line_of(r["aggregate_id"]): {"line": line_of(r["aggregate_id"]), "status": "error",
+                                                 "error": f"line {line_of(r['aggregate_id'])}: {e}"} for r in rows}
+        matches: dict[str, list[dict[str, Any]]] = {}
+        for m in found:
+            matches.setdefault(m["aggregate_id"], []).append(m)
+        strong = {m["exemplar_aggregate_id"] for ms in matches.values() for m in ms}
+        rows_all = rows + [r for r in workflow.load_labelled(conn, month, segment) if r["aggregate_id"] in strong]
+        inputs = replace(template_agent.RewriteInputs(**template_agent.segment_diagnosis(conn, month, segment)),
+                         matches=matches)
+    rewrites = [w.as_row() for w in template_agent.rewrite_weak(ctx, rows_all, inputs, cap=None,
+                                                                rewrite_all=rewrite_all)]
+    scores, prefs = workflow.evaluate(ctx, rewrites, {r["aggregate_id"]: r for r in rows_all})
+    audits = {(a["aggregate_id"], a["version"]): a for a in workflow.audit_templates(ctx, rows, rewrites)}
+    s_by, p_by = {s["aggregate_id"]: s for s in scores}, {p["aggregate_id"]: p for p in prefs}
+    by_id = {r["aggregate_id"]: r for r in rows}
+    done = {}
+    for w in rewrites:
+        n = line_of(w["aggregate_id"])
+        done[n] = _record(n, w, ctx.facts(by_id[w["aggregate_id"]]), audits, s_by.get(w["aggregate_id"]),
+                          p_by.get(w["aggregate_id"]))
+    return done
 
 
 def _row(n: int, line: TemplateLine) -> dict[str, Any]:
