@@ -29,6 +29,7 @@ class LanguageLexicon:
     name: str  # as a prompt says it: "Write in Indonesian"
     lingua: str  # the lingua.Language member that detects it
     unspaced: bool = False  # no spaces between words (Thai, Chinese): phrases match anywhere
+    scripts: tuple[str, ...] = ()  # Unicode script names beyond its words' ("CJK"): text in others is not this language
     month_abbr: tuple[str, ...] = ()
     month_names: tuple[str, ...] = ()  # written out: "Agustus", "Hulyo"
     incentive: dict[str, str] = field(default_factory=dict)
@@ -52,6 +53,7 @@ class LanguageLexicon:
             raise ValueError(f"lexicon {path}: code {data['code']!r} must match the file name")
         lists = lambda section: {k: tuple(v) for k, v in (data.get(section) or {}).items()}  # noqa: E731
         return cls(code=data["code"], name=data["name"], lingua=data["lingua"], unspaced=bool(data.get("unspaced")),
+                   scripts=tuple(data.get("scripts") or ()),
                    month_abbr=tuple(data.get("month_abbr") or ()), month_names=tuple(data.get("month_names") or ()),
                    incentive=dict(data.get("incentive") or {}),
                    phrases=lists("phrases"), kinds=lists("kinds"), detect=lists("detect"), roles=lists("roles"), names=lists("names"),

@@ -15,11 +15,15 @@ the merchants of this platform write:
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 from crmagent_dagster.lexicon import lexicons
 
 LANGUAGES = tuple(lexicons())
+# Text mostly in a script none of LANGUAGES is written in (Arabic, Hebrew, Cyrillic, Devanagari, Hangul...): its
+# language is said to be unknown, never guessed as the nearest one we know (lingua called Arabic "zh").
+UNKNOWN = "unknown"
 LANGUAGE_NAMES = {code: lex.name for code, lex in lexicons().items()}
 SIMILAR = frozenset({"ms", "id"})
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -69,13 +73,47 @@ def _ranked(text: str) -> tuple[tuple[str, float], ...]:
     return tuple((_code(c.language), c.value) for c in _detector().compute_language_confidence_values(text))
 
 
+def _script(char: str) -> str:
+    return unicodedata.name(char, "?").split(" ")[0]  # "LATIN", "THAI", "CJK", "HANGUL", "ARABIC"...
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@lru_cache(maxsize=1)
+def _our_scripts() -> frozenset[str]:
+    """The scripts the language files' own words are written in: a file for Korean adds Hangul."""
+    found = {"LATIN"}
+    for lex in lexicons().values():
+        found |= set(lex.scripts)
+        for field in ("phrases", "kinds", "detect", "roles", "names", "rewrite", "incentive"):
+            found |= {_script(c) for text in _strings(getattr(lex, field)) for c in text if c.isalpha()}
+    return frozenset(found)
+
+
+def _foreign_script(letters: list[str]) -> bool:
+    """Most letters are in a script none of our language files uses."""
+    ours = _our_scripts()
+    return sum(_script(c) in ours for c in letters) < 0.5 * len(letters)
+
+
 @lru_cache(maxsize=8192)
 def detect(text: str) -> str:
-    """ISO 639-1 code of `text` among LANGUAGES; "en" for text with no letters at all."""
+    """ISO 639-1 code of `text` among LANGUAGES; "en" for text with no letters at all; UNKNOWN for text in a
+    script none of them uses."""
     words = {w.lower() for w in _WORD.findall(text or "")}
     if not words:
         return "en"
     letters = [c for c in text if c.isalpha()]
+    if _foreign_script(letters):
+        return UNKNOWN
     if sum("\u0e00" <= c <= "\u0e7f" for c in letters) >= 0.2 * len(letters):
         return "th"  # Thai script is Thai, however much shouted English surrounds it
     ranked = _ranked(text)
@@ -161,6 +199,8 @@ def writing_instruction(code: str, text: str) -> str:
     if code in SIMILAR:
         other = LANGUAGE_NAMES["ms" if code == "id" else "id"]
         return f"{LANGUAGE_NAMES[code]} (not {other}: keep the original's {LANGUAGE_NAMES[code]} words and spelling)"
+    if code == UNKNOWN:
+        return "the original's own language (one this project does not read: keep it; do not translate)"
     return LANGUAGE_NAMES.get(code, code)
 
 
