@@ -18,6 +18,7 @@ Every check returns a verdict and a reason a person (or an LLM asked again) can 
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ from typing import Any
 from crmagent_dagster.agents import language as languages
 from crmagent_dagster.agents import terms
 from crmagent_dagster.agents.facts import OfferFacts
+from crmagent_dagster.lexicon import lexicon
 from crmagent_dagster.vocabulary import has, hits
 
 # Length limits per channel (title, body), in characters; configurable per deployment. SMS has no title of
@@ -117,9 +119,52 @@ def check_rewrite(title: str, body: str, facts: OfferFacts, vocabulary: frozense
                         else "adds no personal data"))
 
     checks.append(language_check(facts, text))
+    checks.append(sentences_check(facts, title, body))
     checks.append(length_check(title, body, channel, limits, title_required=bool(facts.title.strip()),
                                original=(facts.title, facts.body)))
     return checks
+
+
+def _token(word: str) -> str:
+    return word.casefold().strip("\"'“”‘’()[]")
+
+
+def broken_sentences(original: str, rewrite: str, lang: str) -> list[str]:
+    """Where an edit broke a sentence the original had whole: a clause that now ends on a word that cannot end one
+    ("...off until."), or an article that lost the words after it ("We have a waiting for you"). Only what the
+    edit made: a text the original already had is not counted."""
+    lex = lexicon(lang).rewrite
+    dangling = {w.casefold() for w in (*lex.get("never_ends", ()), *lexicon("en").rewrite.get("never_ends", ()))}
+    articles = {w.casefold() for w in (*lex.get("articles", ()), *lexicon("en").rewrite.get("articles", ()))}
+    before, after = original.split(), rewrite.split()
+    had = {w.casefold() for w in before}
+    found = []
+    for i, word in enumerate(after):
+        bare = word.rstrip(".!?,;:")
+        # an acronym is a name, not a function word ("Glow Lab MY!", "Promo OR.")
+        if word[-1:] in ".!?,;:" and _token(bare) in dangling and not (len(bare) > 1 and bare.isupper()) \
+                and word.casefold() not in had:
+            found.append(f"'{' '.join(after[max(0, i - 3):i + 1])}' ends on '{bare}'")
+    ops = difflib.SequenceMatcher(None, [_token(w) for w in before], [_token(w) for w in after],
+                                  autojunk=False).get_opcodes()
+    for k, (op, i1, i2, j1, _) in enumerate(ops):
+        if op != "delete" or i2 - i1 < 2 or not 0 < k < len(ops) - 1:
+            continue
+        # the word now after the article is one no article takes ("a waiting", "the for"): "the brand new shoes" ->
+        # "the shoes" lost words too, and is whole
+        right = _token(after[j1].rstrip(".!?,;:")) if j1 < len(after) else ""
+        if ops[k - 1][0] == "equal" and ops[k + 1][0] == "equal" and _token(after[j1 - 1]) in articles \
+                and after[j1 - 1][-1:].isalpha() and (right in dangling or right.endswith("ing")):
+            found.append(f"'{' '.join(after[max(0, j1 - 3):j1 + 2])}': '{after[j1 - 1]}' lost "
+                         f"'{' '.join(before[i1:i2])}'")
+    return found
+
+
+def sentences_check(facts: OfferFacts, title: str, body: str) -> Check:
+    broken = [b for old, new in ((facts.title, title), (facts.body, body))
+              for b in broken_sentences(old or "", new or "", facts.lang)]
+    return Check("sentences_whole", not broken, "leaves a broken sentence: " + "; ".join(broken) if broken
+                 else "no sentence left broken")
 
 
 def language_check(facts: OfferFacts, text: str) -> Check:

@@ -88,6 +88,7 @@ def test_amounts_are_normalised():
     ("RM3 off", "Also grab a Power Bank. Check out now!", {"products_bound"}),
     ("Potongan RM3", "Troli anda sedang menunggu. Checkout sekarang!", {"language_kept"}),
     ("RM3 off " * 10, "Check out now!", {"length_ok"}),
+    ("RM3 off", "Looks like you left something in your. Check out now!", {"sentences_whole"}),
 ])
 def test_each_guardrail(title, body, broken, reliability):
     checks = check_rewrite(title, body, FACTS, VOCAB)
@@ -101,6 +102,23 @@ def test_urgency_needs_a_real_expiry(reliability):
     assert not passed(check_rewrite("Last chance!", "Hurry, ends tonight. Check out now!", no_expiry, VOCAB))
     assert passed(check_rewrite("RM3 off", "Hurry, ends 30 Apr. Check out now!", FACTS, VOCAB))
     reliability.record("guardrails")
+
+
+def test_a_cut_that_leaves_an_article_without_its_noun_is_refused(reliability):
+    surprise = OfferFacts(segment="new_buyers", title="Hello", body="We have a special surprise waiting for you.",
+                          language="en")
+    checks = check_rewrite("Hello", "We have a waiting for you. Shop now!", surprise, VOCAB)
+    assert {c.name for c in checks if not c.passed} == {"sentences_whole"}
+    assert "'a' lost 'special surprise'" in next(c.reason for c in checks if c.name == "sentences_whole")
+    assert passed(check_rewrite("Hello", "We have a special surprise waiting for you. Shop now!", surprise, VOCAB))
+    reliability.record("guardrails")
+
+
+def test_text_in_a_script_no_language_file_reads_is_unknown():
+    from crmagent_dagster.agents.language import UNKNOWN, detect
+
+    assert [detect(t) for t in ("خصم 10% على طلبك الأول", "הנחה של 10% על ההזמנה", "Скидка 10% на заказ",
+                                "首单享9折优惠", "Get 10% off! خصم")] == [UNKNOWN, UNKNOWN, UNKNOWN, "zh", "en"]
 
 
 def test_an_invented_discount_without_any_voucher_is_refused(reliability):
