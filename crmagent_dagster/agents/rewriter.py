@@ -170,10 +170,14 @@ class _Draft:
         return lost + terms.invented(reading, self.facts.allowed)
 
     def edit(self, what: str, change: Callable[[str, str], tuple[str, str]], *, required: bool = True) -> bool:
-        title, body = change(self.title, self.body)
-        title, body = _tidy(title), _tidy(body)
+        changed_title, changed_body = change(self.title, self.body)
+        title, body = _tidy(changed_title), _tidy(changed_body)
         if (title, body) == (self.title, self.body):
             return False
+        # tidying reaches a field the edit did not touch ("Big Sale!!  " loses its spaces): say so, never silently
+        tidied = [name for name, before, edited, after in (("title", self.title, changed_title, title),
+                                                            ("body", self.body, changed_body, body))
+                  if edited == before and after != before]
         if (self.facts.title.strip() and not _words(title)) or not _words(body):
             if required:
                 self.unable.append(f"{what}: it would leave the {'title' if not _words(title) else 'body'} empty")
@@ -194,6 +198,7 @@ class _Draft:
             return False
         self.title, self.body = title, body
         self.changes.append(what)
+        self.changes += [f"tidied the {name}'s spacing and punctuation" for name in tidied]
         return True
 
 
