@@ -48,6 +48,7 @@ dev: install
 bench: install
 	$(BIN)/python bench/bench_pipeline.py --logs 3000000 $(if $(BIG),--big)
 	$(BIN)/python bench/bench_llm.py
+	$(BIN)/python bench/bench_long_lines.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/quality.py --faithfulness
 

@@ -23,7 +23,30 @@ def reliability(request) -> Recorder:
     return Recorder(request.node.name)
 
 
+def _tried_and_passed(terminalreporter) -> dict[str, list[int]]:
+    """Per file of tests/reliability: cases tried and cases passed (a failed case records nothing itself)."""
+    by_file: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            path = getattr(report, "nodeid", "").split("::")[0]
+            if "tests/reliability/" not in path or getattr(report, "when", "call") not in ("call", "setup"):
+                continue
+            if report.when == "setup" and outcome == "passed":
+                continue  # a passed setup is counted with its call
+            name = path.rsplit("/", 1)[-1].removesuffix(".py").removeprefix("test_")
+            by_file[name][0] += 1
+            by_file[name][1] += outcome == "passed"
+    return by_file
+
+
 def pytest_terminal_summary(terminalreporter):
+    tried = _tried_and_passed(terminalreporter)
+    if tried:
+        tr = terminalreporter
+        tr.section("reliability cases (tests/reliability): tried / passed")
+        for name in sorted(tried):
+            tr.write_line(f"{name:<28} {tried[name][0]:>5} {tried[name][1]:>6}")
+        tr.write_line(f"{'total':<28} {sum(t[0] for t in tried.values()):>5} {sum(t[1] for t in tried.values()):>6}")
     if not RESULTS:
         return
     by_kind: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
