@@ -182,7 +182,8 @@ class LLMResource(dg.ConfigurableResource):
 
 def llm_resource_from_env() -> LLMResource:
     """The LLM layer as configured by the environment: OPENAI_BASE_URL, OPENAI_API_KEY, CRMAGENT_LLM_MODEL,
-    CRMAGENT_LLM_MODE, CRMAGENT_LLM_CONCURRENCY."""
+    CRMAGENT_LLM_MODE, CRMAGENT_LLM_CONCURRENCY, CRMAGENT_LLM_MAX_RETRIES (transport retries per call; 0 fails fast
+    against an endpoint known to be down)."""
     return LLMResource(
         configured=bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")),
         base_url=os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
@@ -190,4 +191,5 @@ def llm_resource_from_env() -> LLMResource:
         default_model=os.environ.get("CRMAGENT_LLM_MODEL") or "gpt-4o",
         mode=os.environ.get("CRMAGENT_LLM_MODE") or "online",
         concurrency=int(os.environ.get("CRMAGENT_LLM_CONCURRENCY") or 16),
+        max_retries=int(os.environ.get("CRMAGENT_LLM_MAX_RETRIES") or 5),
     )
